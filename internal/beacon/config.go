@@ -1,0 +1,91 @@
+package beacon
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ErrInvalidConfig is wrapped by every problem [Config.Validate] reports.
+var ErrInvalidConfig = errors.New("invalid beacon config")
+
+// ErrNilClock is returned by [NewTracker] when no clock is given.
+var ErrNilClock = errors.New("beacon tracker needs a clock")
+
+// Default values of [Config], in mainnet slots of 12 s.
+const (
+	DefaultSlotDuration   = 12 * time.Second // one slot
+	DefaultSilenceTimeout = 18 * time.Second // 1.5 slots
+	DefaultMaxWallLag     = 36 * time.Second // 3 slots
+	DefaultPeerMargin     = 12 * time.Second // 1 slot
+)
+
+// Config holds the thresholds of writer election. The zero value is invalid; start from
+// [DefaultConfig].
+type Config struct {
+	// SlotDuration is the chain's slot length: 12s on mainnet (default). Payload timestamps
+	// sit exactly on slot starts. It is used to report lag in slots and to check that the
+	// other thresholds are not shorter than one slot.
+	SlotDuration time.Duration
+
+	// SilenceTimeout is how long a beacon node may send nothing before it is unhealthy
+	// ("silent"). Default 18s (1.5 slots); must be at least one slot, since a beacon node
+	// may speak only once per slot. Silence is "strictly longer than": a node whose last
+	// request is exactly SilenceTimeout old is still healthy.
+	SilenceTimeout time.Duration
+
+	// MaxWallLag is how far the head's timestamp may trail the wall clock before the node
+	// is unhealthy ("behind wall clock"). Default 36s (3 slots): a head normally trails by
+	// less than one slot, and by less than two after a missed slot. 0 disables the check;
+	// otherwise at least one slot.
+	MaxWallLag time.Duration
+
+	// PeerMargin is how far another healthy node's head must be ahead of the writer's (strictly
+	// more than this) for it to take the role ("peer ahead"). Default 12s (1 slot), so two
+	// nodes racing on the same block, which are at most one slot apart, never swap the role.
+	// It must be at least one slot for the same reason.
+	PeerMargin time.Duration
+}
+
+// DefaultConfig returns the mainnet defaults: 12s slots, 18s silence timeout (1.5 slots),
+// 36s wall-clock lag (3 slots) and a 12s peer margin (1 slot).
+func DefaultConfig() Config {
+	return Config{
+		SlotDuration:   DefaultSlotDuration,
+		SilenceTimeout: DefaultSilenceTimeout,
+		MaxWallLag:     DefaultMaxWallLag,
+		PeerMargin:     DefaultPeerMargin,
+	}
+}
+
+// Validate reports every problem with c at once, joined with [errors.Join]; each wraps
+// [ErrInvalidConfig]. It returns nil when c is usable.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...))
+	}
+	slotOK := c.SlotDuration > 0
+	if !slotOK {
+		bad("slot duration must be positive, got %s", c.SlotDuration)
+	}
+	switch {
+	case c.SilenceTimeout <= 0:
+		bad("silence timeout must be positive, got %s", c.SilenceTimeout)
+	case slotOK && c.SilenceTimeout < c.SlotDuration:
+		bad("silence timeout %s is shorter than one slot (%s): nodes that speak once a slot would look silent", c.SilenceTimeout, c.SlotDuration)
+	}
+	switch {
+	case c.MaxWallLag < 0:
+		bad("max wall-clock lag must be 0 (disabled) or positive, got %s", c.MaxWallLag)
+	case c.MaxWallLag > 0 && slotOK && c.MaxWallLag < c.SlotDuration:
+		bad("max wall-clock lag %s is shorter than one slot (%s): every head would look late", c.MaxWallLag, c.SlotDuration)
+	}
+	switch {
+	case c.PeerMargin < 0:
+		bad("peer margin must not be negative, got %s", c.PeerMargin)
+	case slotOK && c.PeerMargin < c.SlotDuration:
+		bad("peer margin %s is shorter than one slot (%s): nodes racing on the same block would swap the role every slot", c.PeerMargin, c.SlotDuration)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,75 @@
+// Package beacon tracks the beacon nodes (BNs) that send Engine API traffic to the proxy and
+// elects the writer: the one BN whose forkchoiceUpdated calls may move the execution
+// clients' head. It is pure logic: no goroutines, no timers, no I/O; time comes from an
+// injected clock.Clock (internal/clock), and the writer is re-evaluated lazily on every call.
+//
+// # Head
+//
+// A BN's head is a block timestamp (Unix seconds; payload timestamps sit exactly on slot
+// starts):
+//   - before its first forkchoiceUpdated, the highest newPayload timestamp it sent;
+//   - from its first forkchoiceUpdated on, the timestamp of the head named by its most
+//     recent forkchoiceUpdated that the proxy could resolve ([BlockIndex]). It can go down:
+//     a restarting BN that announces old heads gets an old head. A head the proxy cannot
+//     resolve leaves the head where it was; it never counts as progress.
+//
+// newPayload stops counting once fork choice is known because a BN imports payloads it has
+// not (yet) made its head: a restarting BN may import fresh gossip blocks while its fork
+// choice is still far behind, and only fork choice is what the writer tells the ELs.
+// Within a slot a BN sends newPayload(N+1) before forkchoiceUpdated(N+1), so for a few
+// milliseconds to seconds its head is still N: at most one slot, which PeerMargin (at
+// least one slot) absorbs and MaxWallLag (three slots) tolerates.
+//
+// The beacon REST API's head slot ([External.HeadSlot]) is shown but is not progress: it
+// says what the BN believes, not what it told the ELs, and turning slots into timestamps
+// would need the genesis time.
+//
+// # Health
+//
+// A BN is healthy unless, in this order of reporting:
+//   - silent ([ReasonSilent]): its last request is more than SilenceTimeout old
+//     (default 18 s = 1.5 slots); exactly SilenceTimeout is still healthy;
+//   - external ([ReasonExternal]): the latest [External] is known and says offline,
+//     syncing, optimistic or execution client offline;
+//   - no head ([ReasonNoHead]): it has shown no head yet;
+//   - behind wall clock ([ReasonWallLag]): now − head timestamp > MaxWallLag (default
+//     36 s = 3 slots; a head normally trails by less than one slot, by less than two after
+//     a missed slot; 0 disables).
+//
+// # Election
+//
+// Every BN has a standing: healthy, else unhealthy but talking (not silent), else silent.
+// The candidates are the BNs of the best standing present. Then:
+//   - with no writer yet, the candidate with the highest head becomes writer
+//     ([ReasonFirst]);
+//   - a writer that is a candidate keeps the role unless a candidate's head is ahead of its
+//     own by strictly more than PeerMargin (default 12 s = 1 slot), which then takes it
+//     ([ReasonPeerAhead]). BNs racing on the same block are at most one slot apart, so they
+//     never swap the role;
+//   - a writer that is not a candidate loses the role to the candidate with the highest
+//     head; the change carries the writer's own unhealthy reason.
+//
+// Ties on the head go to the current writer, then to the BN seen first, then by name.
+// So a healthy writer is sticky; a healthy BN always beats an unhealthy writer; when no BN
+// is healthy the most advanced BN that still talks writes (the writer keeps the role
+// within PeerMargin); and once any BN has sent a request there is always a writer.
+// A silent writer loses the role at the first call after SilenceTimeout, typically the
+// next request of another BN.
+//
+// The proxy sets [Observation.HeadKnown] on every forkchoiceUpdated, resolved or not.
+//
+// # Known limits
+//
+// Silence and wall-clock lag are absolute. If every BN is quiet for longer than
+// SilenceTimeout (a missed slot, if the BNs send nothing in it), or every head crosses
+// MaxWallLag (consecutive missed slots), the first BN to speak again, or to announce the
+// next head, may take the role from a writer a few milliseconds slower: one change between
+// level BNs, harmless, not flapping.
+//
+// Defaults (mainnet, 12 s slots): SilenceTimeout 18 s (1.5 slots), MaxWallLag 36 s
+// (3 slots), PeerMargin 12 s (1 slot). [Config.Validate] rejects thresholds shorter than one
+// slot, which would make healthy BNs look silent or late, or make racing BNs flap.
+//
+// [BlockIndex] is the bounded hash → (number, timestamp, parent) map the proxy fills from
+// newPayload and uses to resolve a forkchoiceUpdated head to its timestamp.
+package beacon

@@ -1,0 +1,491 @@
+package beacon
+
+import (
+	"cmp"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sync-proxy/sync-proxy/internal/clock"
+)
+
+// Observation is what one Engine API request showed about the beacon node that sent it.
+// Every request counts as a sign of life, whatever it carries (the zero Observation is fine
+// for exchangeCapabilities, getPayload and the like).
+type Observation struct {
+	// PayloadTimestamp is the timestamp of the payload of an engine_newPayload request
+	// (0 for other methods). It counts as the node's head only until the node sends its
+	// first forkchoiceUpdated.
+	PayloadTimestamp uint64
+
+	// HeadTimestamp is the timestamp of the head block named by an engine_forkchoiceUpdated
+	// request when the proxy could resolve the head hash (see [BlockIndex]), 0 when it could
+	// not. Ignored unless HeadKnown is set.
+	HeadTimestamp uint64
+
+	// HeadKnown reports that the request named a fork-choice head, i.e. it was a
+	// forkchoiceUpdated: set it for every forkchoiceUpdated, resolved or not. A resolved
+	// head (HeadTimestamp > 0) becomes the node's head, even if it is older than the previous
+	// one. An unresolved head (HeadTimestamp 0) leaves the head where it was. Either way the
+	// node's newPayload timestamps stop counting as its head.
+	HeadKnown bool
+}
+
+// External is a beacon node's health as its beacon REST API reports it
+// (/eth/v1/node/syncing and reachability). It is optional; a poller sets it with
+// [Tracker.SetExternal] and is responsible for keeping it fresh: the tracker applies the
+// latest value until it is replaced.
+type External struct {
+	// Known reports that the fields below hold a poll result; when false, External is
+	// ignored for health.
+	Known bool
+	// Offline reports that the REST API could not be reached.
+	Offline bool
+	// Syncing is the API's is_syncing.
+	Syncing bool
+	// Optimistic is the API's is_optimistic.
+	Optimistic bool
+	// ELOffline is the API's el_offline.
+	ELOffline bool
+	// HeadSlot is the API's head_slot. It is shown, not used for election: progress is
+	// judged only by what the node tells the ELs over the Engine API.
+	HeadSlot uint64
+	// SyncDistance is the API's sync_distance. Shown, not used: Syncing is the node's own
+	// verdict on it.
+	SyncDistance uint64
+	// At is when the poll was made.
+	At time.Time
+}
+
+// Healthy reports whether e allows the node to be healthy: unknown, or known and neither
+// offline, syncing, optimistic nor without its execution client.
+func (e External) Healthy() bool {
+	return !e.Known || !(e.Offline || e.Syncing || e.Optimistic || e.ELOffline)
+}
+
+// BN is a read-only view of one beacon node, as returned by [Tracker.Snapshot].
+type BN struct {
+	// Name identifies the node.
+	Name string
+	// FirstSeen is the time of its first Engine API request (zero if it has only been
+	// reported by [Tracker.SetExternal]).
+	FirstSeen time.Time
+	// LastSeen is the time of its latest Engine API request.
+	LastSeen time.Time
+	// Requests counts its Engine API requests.
+	Requests uint64
+	// HeadTimestamp is the head timestamp election uses (0 = none yet); see doc.go.
+	HeadTimestamp uint64
+	// HeadFromForkchoice reports that HeadTimestamp comes from forkchoiceUpdated, not
+	// from newPayload (which is used only before the node's first forkchoiceUpdated).
+	HeadFromForkchoice bool
+	// MaxPayloadTimestamp is the highest newPayload timestamp it sent.
+	MaxPayloadTimestamp uint64
+	// Healthy reports whether the node passes every health rule now.
+	Healthy bool
+	// Unhealthy is why it is not healthy ("" if healthy).
+	Unhealthy Reason
+	// Writer reports whether it holds the writer role.
+	Writer bool
+	// LagSlots is how far its head trails the wall clock, in slots (0 without a head, and
+	// for a head in the future).
+	LagSlots float64
+	// External is the latest value given to [Tracker.SetExternal].
+	External External
+}
+
+// standing ranks nodes for election: the writer comes from the best standing present.
+type standing uint8
+
+const (
+	standingHealthy standing = iota // passes every rule
+	standingTalking                 // unhealthy, but sending requests
+	standingSilent                  // sending nothing
+)
+
+func standingOf(r Reason) standing {
+	switch r {
+	case "":
+		return standingHealthy
+	case ReasonSilent:
+		return standingSilent
+	default:
+		return standingTalking
+	}
+}
+
+// node is the tracker's record of one beacon node. Guarded by Tracker.mu.
+type node struct {
+	name                string
+	firstSeen, lastSeen time.Time
+	lastNano            int64 // lastSeen in Unix nanoseconds, for cheap comparisons
+	requests            uint64
+	fcuSeen             bool   // sent at least one forkchoiceUpdated
+	fcuHead             uint64 // latest resolved forkchoiceUpdated head timestamp
+	maxPayload          uint64
+	ext                 External
+
+	// Set by evaluate.
+	unhealthy Reason
+	standing  standing
+	reported  bool   // health has been logged once
+	logged    Reason // the health last logged
+}
+
+// head returns the head timestamp election uses (0 = none).
+func (n *node) head() uint64 {
+	if n.fcuSeen {
+		return n.fcuHead
+	}
+	return n.maxPayload
+}
+
+// healthEvent is a health transition to log after the lock is released.
+type healthEvent struct {
+	bn       string
+	from, to Reason
+	first    bool
+	removed  bool
+}
+
+// Tracker records what every beacon node shows and elects the writer. It is safe for
+// concurrent use. It starts no goroutine and no timer: the writer is re-evaluated at the
+// tracker's clock on every call of Observe, IsWriter, Writer, SetExternal, Remove and Snapshot.
+type Tracker struct {
+	cfg Config
+	clk clock.Clock
+	log *slog.Logger
+
+	mu     sync.Mutex
+	nodes  map[string]*node
+	order  []*node // nodes that sent a request, by first seen, then name
+	writer *node
+	hooks  []func(Change) // copy on write
+	events []healthEvent  // found by the current evaluation; reused
+
+	// notifyMu keeps log lines and hook calls in the order the changes were decided. It is
+	// taken before mu is released.
+	notifyMu sync.Mutex
+}
+
+// NewTracker returns a tracker with no beacon nodes. cfg must pass [Config.Validate]; clk
+// is required; a nil log discards.
+func NewTracker(cfg Config, clk clock.Clock, log *slog.Logger) (*Tracker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("new beacon tracker: %w", err)
+	}
+	if clk == nil {
+		return nil, ErrNilClock
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Tracker{
+		cfg:   cfg,
+		clk:   clk,
+		log:   log.With("component", "beacon"),
+		nodes: make(map[string]*node),
+	}, nil
+}
+
+// Observe records one Engine API request from bn at the tracker's clock, re-evaluates the
+// writer and returns the writer after this request, and the change if this call caused one
+// (nil otherwise). A change is logged once at Info and passed to the [Tracker.OnChange]
+// hooks. An empty bn is not recorded.
+func (t *Tracker) Observe(bn string, o Observation) (writer string, change *Change) {
+	t.mu.Lock()
+	now := t.clk.Now()
+	if bn != "" {
+		n := t.nodes[bn]
+		if n == nil {
+			n = &node{name: bn}
+			t.nodes[bn] = n
+		}
+		if n.requests == 0 {
+			n.firstSeen = now
+			t.insert(n)
+		}
+		n.requests++
+		n.lastSeen, n.lastNano = now, now.UnixNano()
+		if o.PayloadTimestamp > n.maxPayload {
+			n.maxPayload = o.PayloadTimestamp
+		}
+		if o.HeadKnown {
+			n.fcuSeen = true
+			if o.HeadTimestamp != 0 {
+				n.fcuHead = o.HeadTimestamp
+			}
+		}
+	}
+	change = t.evaluate(now)
+	writer = t.writerName()
+	t.finish(change)
+	return writer, change
+}
+
+// IsWriter reports whether bn holds the writer role, after re-evaluating at the tracker's
+// clock (so a silent writer loses the role at the first call after the silence timeout).
+func (t *Tracker) IsWriter(bn string) bool {
+	t.mu.Lock()
+	change := t.evaluate(t.clk.Now())
+	is := t.writer != nil && t.writer.name == bn
+	t.finish(change)
+	return is
+}
+
+// Writer returns the writer after re-evaluating at the tracker's clock. ok is false only
+// when no beacon node has sent a request (or all were removed): once one has, there is
+// always a writer.
+func (t *Tracker) Writer() (name string, ok bool) {
+	t.mu.Lock()
+	change := t.evaluate(t.clk.Now())
+	name, ok = t.writerName(), t.writer != nil
+	t.finish(change)
+	return name, ok
+}
+
+// SetExternal records bn's health as its beacon REST API reports it and re-evaluates.
+// A node known only from SetExternal is shown by Snapshot but cannot be elected before its
+// first Engine API request.
+func (t *Tracker) SetExternal(bn string, e External) (change *Change) {
+	t.mu.Lock()
+	if bn != "" {
+		n := t.nodes[bn]
+		if n == nil {
+			n = &node{name: bn}
+			t.nodes[bn] = n
+		}
+		n.ext = e
+	}
+	change = t.evaluate(t.clk.Now())
+	t.finish(change)
+	return change
+}
+
+// Remove forgets bn. If it was the writer the role moves on with [ReasonRemoved] (to ""
+// when it was the last node). Removing an unknown node does nothing.
+func (t *Tracker) Remove(bn string) (change *Change) {
+	t.mu.Lock()
+	n := t.nodes[bn]
+	if n == nil {
+		t.mu.Unlock()
+		return nil
+	}
+	now := t.clk.Now()
+	delete(t.nodes, bn)
+	if i := slices.Index(t.order, n); i >= 0 {
+		t.order = slices.Delete(t.order, i, i+1)
+	}
+	wasWriter := t.writer == n
+	if wasWriter {
+		t.writer = nil
+	}
+	change = t.evaluate(now)
+	t.events = append(t.events, healthEvent{bn: bn, removed: true})
+	if wasWriter {
+		if change == nil {
+			change = &Change{From: bn, Reason: ReasonRemoved, At: now}
+		} else {
+			change.From, change.Reason = bn, ReasonRemoved
+		}
+	}
+	t.finish(change)
+	return change
+}
+
+// Snapshot re-evaluates and returns a copy of every node's state, sorted by name.
+func (t *Tracker) Snapshot() []BN {
+	t.mu.Lock()
+	now := t.clk.Now()
+	change := t.evaluate(now)
+	out := make([]BN, 0, len(t.nodes))
+	for _, n := range t.nodes {
+		r := t.health(n, now.UnixNano())
+		h := n.head()
+		b := BN{
+			Name:                n.name,
+			FirstSeen:           n.firstSeen,
+			LastSeen:            n.lastSeen,
+			Requests:            n.requests,
+			HeadTimestamp:       h,
+			HeadFromForkchoice:  n.fcuSeen,
+			MaxPayloadTimestamp: n.maxPayload,
+			Healthy:             r == "",
+			Unhealthy:           r,
+			Writer:              n == t.writer,
+			External:            n.ext,
+		}
+		if h != 0 {
+			b.LagSlots = float64(wallLag(now.UnixNano(), h)) / float64(t.cfg.SlotDuration)
+		}
+		out = append(out, b)
+	}
+	t.finish(change)
+	slices.SortFunc(out, func(a, b BN) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// OnChange registers f to be called with every change of writer (nil is ignored). Hooks
+// are called one at a time, in the order the changes happened, after the tracker's lock is
+// released but while later changes wait: f must return quickly and must not call the
+// Tracker (a call that changed the writer would deadlock).
+func (t *Tracker) OnChange(f func(Change)) {
+	if f == nil {
+		return
+	}
+	t.mu.Lock()
+	t.hooks = append(slices.Clip(t.hooks), f)
+	t.mu.Unlock()
+}
+
+// insert adds a first-seen node to t.order, kept sorted by first seen, then name.
+func (t *Tracker) insert(n *node) {
+	i, _ := slices.BinarySearchFunc(t.order, n, func(a, b *node) int {
+		if c := a.firstSeen.Compare(b.firstSeen); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.name, b.name)
+	})
+	t.order = slices.Insert(t.order, i, n)
+}
+
+func (t *Tracker) writerName() string {
+	if t.writer == nil {
+		return ""
+	}
+	return t.writer.name
+}
+
+// health returns why n is unhealthy at now (Unix nanoseconds), "" if it is healthy. The
+// first rule that fails is reported, in this order: silent, external, no head, behind wall
+// clock.
+func (t *Tracker) health(n *node, now int64) Reason {
+	if n.requests == 0 || time.Duration(now-n.lastNano) > t.cfg.SilenceTimeout {
+		return ReasonSilent
+	}
+	if !n.ext.Healthy() {
+		return ReasonExternal
+	}
+	h := n.head()
+	if h == 0 {
+		return ReasonNoHead
+	}
+	if t.cfg.MaxWallLag > 0 && wallLag(now, h) > t.cfg.MaxWallLag {
+		return ReasonWallLag
+	}
+	return ""
+}
+
+// evaluate applies the election rules at now and returns the change, if any. It records
+// health transitions in t.events. Called with t.mu held; allocates only on a change.
+//
+// The candidates are the nodes of the best standing present (healthy, else unhealthy but
+// talking, else silent). The writer keeps the role while it is a candidate and no
+// candidate's head is ahead of its own by more than PeerMargin; otherwise the role goes to
+// the candidate with the highest head (ties: first seen, then name).
+func (t *Tracker) evaluate(now time.Time) *Change {
+	t.events = t.events[:0]
+	best := standingSilent
+	nowNano := now.UnixNano()
+	for _, n := range t.order {
+		r := t.health(n, nowNano)
+		n.unhealthy, n.standing = r, standingOf(r)
+		best = min(best, n.standing)
+		if !n.reported || n.logged != r {
+			t.events = append(t.events, healthEvent{bn: n.name, from: n.logged, to: r, first: !n.reported})
+			n.reported, n.logged = true, r
+		}
+	}
+	var top *node
+	for _, n := range t.order {
+		if n.standing == best && (top == nil || n.head() > top.head()) {
+			top = n
+		}
+	}
+	w := t.writer
+	var reason Reason
+	switch {
+	case top == nil: // no node
+		return nil
+	case w == nil:
+		reason = ReasonFirst
+	case w.standing == best:
+		if !aheadBy(top.head(), w.head(), t.cfg.PeerMargin) {
+			return nil
+		}
+		reason = ReasonPeerAhead
+	default:
+		reason = w.unhealthy
+	}
+	t.writer = top
+	return &Change{From: w.nameOrEmpty(), To: top.name, Reason: reason, At: now}
+}
+
+func (n *node) nameOrEmpty() string {
+	if n == nil {
+		return ""
+	}
+	return n.name
+}
+
+// finish releases t.mu, then logs the health transitions and the change found by the
+// last evaluation and calls the hooks, in order with other calls' notifications.
+func (t *Tracker) finish(change *Change) {
+	if change == nil && len(t.events) == 0 {
+		t.mu.Unlock()
+		return
+	}
+	events := slices.Clone(t.events)
+	hooks := t.hooks
+	var toHead uint64
+	if t.writer != nil {
+		toHead = t.writer.head()
+	}
+	t.notifyMu.Lock()
+	t.mu.Unlock()
+	defer t.notifyMu.Unlock()
+	for _, e := range events {
+		switch {
+		case e.removed:
+			t.log.Info("beacon node removed", "bn", e.bn)
+		case e.first && e.to == "":
+			t.log.Info("beacon node seen", "bn", e.bn, "healthy", true)
+		case e.first:
+			t.log.Info("beacon node seen", "bn", e.bn, "healthy", false, "reason", e.to.String())
+		case e.to == "":
+			t.log.Info("beacon node healthy", "bn", e.bn, "was", e.from.String())
+		default:
+			t.log.Info("beacon node unhealthy", "bn", e.bn, "reason", e.to.String())
+		}
+	}
+	if change == nil {
+		return
+	}
+	t.log.Info("writer changed", "from", change.From, "to", change.To,
+		"reason", change.Reason.String(), "head_timestamp", toHead)
+	for _, f := range hooks {
+		f(*change)
+	}
+}
+
+// maxTimestamp bounds the timestamps used in time arithmetic (2^33 s is the year 2242), so
+// that nonsense values cannot overflow.
+const maxTimestamp = 1 << 33
+
+// wallLag returns how long ago timestamp ts (Unix seconds) was at now (Unix nanoseconds);
+// 0 if in the future.
+func wallLag(now int64, ts uint64) time.Duration {
+	return time.Duration(max(now-int64(min(ts, maxTimestamp))*int64(time.Second), 0))
+}
+
+// aheadBy reports whether timestamp a is later than timestamp b by strictly more than margin.
+func aheadBy(a, b uint64, margin time.Duration) bool {
+	if a <= b {
+		return false
+	}
+	d := min(a-b, maxTimestamp)
+	return time.Duration(d)*time.Second > margin
+}

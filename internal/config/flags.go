@@ -1,0 +1,249 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// EnvPrefix starts every environment variable sync-proxy reads.
+const EnvPrefix = "SYNC_PROXY_"
+
+// Parse reads args (without the program name) and the environment (lookup is os.LookupEnv
+// in production) over the defaults. It returns every problem it found, joined; it does not
+// call Validate. usage receives the help text for -h.
+func Parse(args []string, lookup func(string) (string, bool), usage io.Writer) (Config, error) {
+	c := Default()
+	fs := flag.NewFlagSet("sync-proxy", flag.ContinueOnError)
+	fs.SetOutput(usage)
+	var errs []error
+
+	var els, proxies, bns, builders listValue
+	var trusted listValue
+	maxBody := sizeValue{&c.MaxBodyBytes}
+
+	str := func(p *string, name, help string) { fs.StringVar(p, name, *p, help+envHelp(name)) }
+	dur := func(p *time.Duration, name, help string) { fs.Var(durValue{p}, name, help+envHelp(name)) }
+
+	// Listeners.
+	str(&c.Listen, "listen", "Engine API listener for beacon nodes, host:port")
+	str(&c.OpsListen, "ops-listen", "operations listener (/metrics, /status, /, /healthz, /readyz), host:port; empty disables")
+	// Execution clients.
+	fs.Var(&els, "el", "execution client, repeatable: name=N,url=URL,jwt-secret=FILE,role=primary|follower|sync-only"+envHelp("el"))
+	str(&c.ELJWTSecret, "el-jwt-secret", "secret file for execution clients that name none")
+	str(&c.Mode, "mode", "auto (direct when an EL is primary, else mirror), direct or mirror")
+	dur(&c.DialTimeout, "dial-timeout", "time to connect to an EL")
+	dur(&c.FailoverAfter, "failover-after", "direct mode: wait this long for the primary before a follower's answer is used")
+	fs.IntVar(&c.QueueSize, "queue-size", c.QueueSize, "requests held per EL; when full the oldest newPayload is dropped"+envHelp("queue-size"))
+	fs.Var(maxBody, "max-body", "largest request body accepted (e.g. 32MiB)"+envHelp("max-body"))
+	dur(&c.HeadAllowance, "head-allowance", "how much older than the head an EL was last sent a forkchoiceUpdated head may be (0: never move a head back)")
+	fs.Var(&proxies, "proxies", "other sync-proxies to relay to, repeatable or comma-separated URLs (each may be url=URL,jwt-secret=FILE)"+envHelp("proxies"))
+	// Beacon nodes.
+	fs.Var(&bns, "bn", "beacon node, repeatable: name=N,jwt-secret=FILE[,id=JWT_ID][,beacon-api=URL]"+envHelp("bn"))
+	str(&c.JWTSecret, "jwt-secret", "shared secret file any beacon node may sign with (identity then comes from the path, address or id claim)")
+	dur(&c.JWTMaxDrift, "jwt-max-drift", "largest accepted difference between a token's iat and the clock")
+	fs.BoolVar(&c.AllowUnauthenticated, "allow-unauthenticated", false, "allow a non-loopback --listen without inbound jwt verification"+envHelp("allow-unauthenticated"))
+	fs.Var(&trusted, "trusted-proxies", "addresses or CIDRs (e.g. nginx) whose X-Forwarded-For and relay headers are believed, comma-separated"+envHelp("trusted-proxies"))
+	// Election.
+	dur(&c.SlotDuration, "slot-duration", "slot length of the network")
+	dur(&c.SilenceTimeout, "silence-timeout", "the writer beacon node loses the role after this long without a request")
+	dur(&c.MaxWallLag, "max-wall-lag", "a beacon node whose head is older than this behind the wall clock is unhealthy (0 disables)")
+	dur(&c.WriterMargin, "writer-margin", "a healthy beacon node ahead of the writer by more than this takes over")
+	// Process.
+	str(&c.InstanceID, "instance-id", "this proxy's name in chained requests' Via header (default: random)")
+	str(&c.LogLevel, "log-level", "debug, info, warn or error")
+	str(&c.LogFormat, "log-format", "text or json")
+	dur(&c.ShutdownMax, "shutdown-timeout", "how long shutdown may spend delivering what is queued")
+	fs.BoolVar(&c.Version, "version", false, "print the version and exit")
+
+	// Flashbots sync-proxy aliases.
+	fs.StringVar(&c.Listen, "addr", c.Listen, "alias of --listen (Flashbots sync-proxy)")
+	fs.Var(&builders, "builders", "alias: comma-separated EL URLs (Flashbots sync-proxy); the first is primary")
+	fs.Var(msDurValue{&c.DialTimeout}, "request-timeout", "alias of --dial-timeout; a bare number is milliseconds (Flashbots sync-proxy)")
+	fs.Var(msDurValue{&c.DialTimeout}, "proxy-request-timeout", "alias of --dial-timeout for relays (Flashbots sync-proxy)")
+	fs.StringVar(&c.LogLevel, "loglevel", c.LogLevel, "alias of --log-level (Flashbots sync-proxy)")
+	jsonLog := fs.Bool("json", false, "alias of --log-format json (Flashbots sync-proxy)")
+
+	// Environment first, so the command line wins.
+	fs.VisitAll(func(f *flag.Flag) {
+		name := EnvPrefix + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		v, ok := lookup(name)
+		if !ok || v == "" {
+			return
+		}
+		if lv, isList := f.Value.(*listValue); isList {
+			for _, item := range strings.FieldsFunc(v, func(r rune) bool { return r == ';' || r == '\n' }) {
+				_ = lv.Set(item)
+			}
+			return
+		}
+		if err := f.Value.Set(v); err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: %w", name, v, err))
+		}
+	})
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		errs = append(errs, fmt.Errorf("unexpected arguments: %q", fs.Args()))
+	}
+	if *jsonLog {
+		c.LogFormat = "json"
+	}
+	for i, s := range els {
+		e, err := ParseEL(s, "el"+strconv.Itoa(i+1))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--el %w", err))
+			continue
+		}
+		c.ELs = append(c.ELs, e)
+	}
+	for _, list := range builders {
+		for _, u := range strings.Split(list, ",") {
+			if u = strings.TrimSpace(u); u == "" {
+				continue
+			}
+			e, err := ParseEL(u, "el"+strconv.Itoa(len(c.ELs)+1))
+			if err != nil {
+				errs = append(errs, fmt.Errorf("-builders %w", err))
+				continue
+			}
+			if !hasPrimary(c.ELs) {
+				e.Role = "primary" // Flashbots answers with the first builder's response
+			}
+			c.ELs = append(c.ELs, e)
+		}
+	}
+	for _, list := range proxies {
+		items := []string{list}
+		if !strings.Contains(list, "=") {
+			items = strings.Split(list, ",")
+		}
+		for _, u := range items {
+			if u = strings.TrimSpace(u); u == "" {
+				continue
+			}
+			e, err := ParseEL(u, "proxy"+strconv.Itoa(len(c.Proxies)+1))
+			if err != nil {
+				errs = append(errs, fmt.Errorf("--proxies %w", err))
+				continue
+			}
+			e.Role = "relay"
+			c.Proxies = append(c.Proxies, e)
+		}
+	}
+	for _, s := range bns {
+		b, err := ParseBN(s)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--bn %w", err))
+			continue
+		}
+		c.BNs = append(c.BNs, b)
+	}
+	for _, list := range trusted {
+		for _, t := range strings.Split(list, ",") {
+			if t = strings.TrimSpace(t); t == "" {
+				continue
+			}
+			p, err := parsePrefix(t)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("--trusted-proxies: %w", err))
+				continue
+			}
+			c.TrustedProxies = append(c.TrustedProxies, p)
+		}
+	}
+	return c, errors.Join(errs...)
+}
+
+func hasPrimary(els []EL) bool {
+	for _, e := range els {
+		if e.Role == "primary" {
+			return true
+		}
+	}
+	return false
+}
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not a CIDR", s)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an address or CIDR", s)
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+func envHelp(name string) string {
+	return " (env " + EnvPrefix + strings.ToUpper(strings.ReplaceAll(name, "-", "_")) + ")"
+}
+
+// listValue collects every use of a repeatable flag.
+type listValue []string
+
+func (l *listValue) String() string { return strings.Join(*l, " ") }
+func (l *listValue) Set(s string) error {
+	*l = append(*l, s)
+	return nil
+}
+
+// durValue is a time.Duration flag ("12s", "1m30s").
+type durValue struct{ p *time.Duration }
+
+func (d durValue) String() string {
+	if d.p == nil {
+		return ""
+	}
+	return d.p.String()
+}
+func (d durValue) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (e.g. 12s, 500ms)", s)
+	}
+	*d.p = v
+	return nil
+}
+
+// msDurValue is a duration flag where a bare integer means milliseconds, as in Flashbots'
+// sync-proxy.
+type msDurValue struct{ p *time.Duration }
+
+func (d msDurValue) String() string { return durValue(d).String() }
+func (d msDurValue) Set(s string) error {
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		*d.p = time.Duration(n) * time.Millisecond
+		return nil
+	}
+	return durValue(d).Set(s)
+}
+
+// sizeValue is a byte-count flag.
+type sizeValue struct{ p *int64 }
+
+func (s sizeValue) String() string {
+	if s.p == nil {
+		return ""
+	}
+	return strconv.FormatInt(*s.p, 10)
+}
+func (s sizeValue) Set(v string) error {
+	n, err := ParseSize(v)
+	if err != nil {
+		return err
+	}
+	*s.p = n
+	return nil
+}

@@ -1,0 +1,282 @@
+// Package fakeel is a scriptable execution client for tests: an httptest server that speaks
+// enough of the Engine API to answer sync-proxy, records what it received in order, checks
+// the JWT with its own secret, and can be told to misbehave (hang, be slow, fail, answer
+// garbage, refuse the token).
+package fakeel
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sync-proxy/sync-proxy/internal/clock"
+	"github.com/sync-proxy/sync-proxy/internal/engine"
+	"github.com/sync-proxy/sync-proxy/internal/jwtauth"
+)
+
+// Behavior is how the fake EL answers.
+type Behavior int
+
+// Behaviors.
+const (
+	Normal       Behavior = iota // answer at once
+	Hang                         // accept the request and never answer (until Close)
+	Slow                         // answer after Delay
+	HTTP500                      // answer 500
+	HTTP413                      // answer 413
+	Garbage                      // answer 200 with a body that is not JSON-RPC
+	Unauthorized                 // answer 401 whatever the token
+)
+
+// Received is one request the fake EL got.
+type Received struct {
+	Method  string
+	ID      string
+	Class   engine.Class
+	Block   engine.Block
+	Head    engine.Hash
+	Attrs   bool
+	Size    int
+	At      time.Time
+	Headers http.Header
+}
+
+// EL is a fake execution client. Create it with New; Close it when done.
+type EL struct {
+	Name string
+
+	srv      *httptest.Server
+	verifier *jwtauth.Verifier
+	release  chan struct{}
+	conns    atomic.Int64
+
+	mu       sync.Mutex
+	behavior Behavior
+	delay    time.Duration
+	status   engine.Status                 // payload status to answer; default VALID
+	verdicts map[engine.Hash]engine.Status // per-block override of status
+	got      []Received
+	notify   chan struct{}
+	payload  int
+	onReq    func(Received)
+}
+
+// New starts a fake EL on 127.0.0.1. When secret is non-nil every request must carry a token
+// signed with it (401 otherwise), as geth does.
+func New(name string, secret *jwtauth.Secret) *EL {
+	e := &EL{Name: name, release: make(chan struct{}), status: engine.StatusValid,
+		verdicts: map[engine.Hash]engine.Status{}, notify: make(chan struct{})}
+	if secret != nil {
+		v, err := jwtauth.NewVerifier([]jwtauth.Key{{Name: name, Secret: *secret}}, 60*time.Second, clock.Real{})
+		if err != nil {
+			panic(fmt.Sprintf("fakeel: %v", err)) // a test bug
+		}
+		e.verifier = v
+	}
+	e.srv = httptest.NewUnstartedServer(http.HandlerFunc(e.serve))
+	e.srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			e.conns.Add(1)
+		}
+	}
+	e.srv.Start()
+	return e
+}
+
+// URL is the fake EL's endpoint.
+func (e *EL) URL() string { return e.srv.URL }
+
+// Close releases hung requests and stops the server.
+func (e *EL) Close() {
+	e.mu.Lock()
+	select {
+	case <-e.release:
+	default:
+		close(e.release)
+	}
+	e.mu.Unlock()
+	e.srv.CloseClientConnections()
+	e.srv.Close()
+}
+
+// Connections is how many TCP connections the fake EL accepted.
+func (e *EL) Connections() int64 { return e.conns.Load() }
+
+// Set changes how the fake EL answers from now on.
+func (e *EL) Set(b Behavior, delay time.Duration) {
+	e.mu.Lock()
+	e.behavior, e.delay = b, delay
+	e.mu.Unlock()
+}
+
+// SetStatus makes newPayload and forkchoiceUpdated answer with s (default VALID).
+func (e *EL) SetStatus(s engine.Status) {
+	e.mu.Lock()
+	e.status = s
+	e.mu.Unlock()
+}
+
+// SetVerdict makes newPayload of block h answer with s.
+func (e *EL) SetVerdict(h engine.Hash, s engine.Status) {
+	e.mu.Lock()
+	e.verdicts[h] = s
+	e.mu.Unlock()
+}
+
+// OnRequest registers a callback run for every request as it arrives (before answering).
+func (e *EL) OnRequest(f func(Received)) {
+	e.mu.Lock()
+	e.onReq = f
+	e.mu.Unlock()
+}
+
+// Requests returns what the fake EL received, in order of arrival.
+func (e *EL) Requests() []Received {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]Received(nil), e.got...)
+}
+
+// Methods returns the methods received, in order.
+func (e *EL) Methods() []string {
+	var out []string
+	for _, r := range e.Requests() {
+		out = append(out, r.Method)
+	}
+	return out
+}
+
+// WaitFor waits until at least n requests were received or timeout passes, and reports
+// whether they were.
+func (e *EL) WaitFor(n int, timeout time.Duration) bool {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		e.mu.Lock()
+		got, ch := len(e.got), e.notify
+		e.mu.Unlock()
+		if got >= n {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-deadline.C:
+			return false
+		}
+	}
+}
+
+func (e *EL) serve(w http.ResponseWriter, r *http.Request) {
+	if e.verifier != nil {
+		if _, err := e.verifier.Verify(r.Header.Get("Authorization")); err != nil {
+			http.Error(w, err.Error(), http.StatusUnauthorized)
+			return
+		}
+	}
+	var body []byte
+	if r.ContentLength > 0 {
+		body = make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(r.Body, body); err != nil {
+			http.Error(w, "short body", http.StatusBadRequest)
+			return
+		}
+	}
+	req, err := engine.Inspect(body)
+	if err != nil {
+		writeJSON(w, engine.ErrorResponse(req.ID, &engine.Error{Code: engine.CodeParseError, Message: err.Error()}))
+		return
+	}
+	rec := Received{Method: req.Method, ID: string(req.ID), Class: req.Class, Block: req.Block,
+		Head: req.Forkchoice.Head, Attrs: req.HasAttributes, Size: len(body), At: time.Now(), Headers: r.Header.Clone()}
+
+	e.mu.Lock()
+	e.got = append(e.got, rec)
+	close(e.notify)
+	e.notify = make(chan struct{})
+	b, delay, status, onReq := e.behavior, e.delay, e.status, e.onReq
+	if v, ok := e.verdicts[req.Block.Hash]; ok && req.Class == engine.ClassNewPayload {
+		status = v
+	}
+	e.payload++
+	pid := e.payload
+	e.mu.Unlock()
+	if onReq != nil {
+		onReq(rec)
+	}
+
+	switch b {
+	case Hang:
+		select {
+		case <-r.Context().Done():
+		case <-e.release:
+		}
+		return
+	case Slow:
+		t := time.NewTimer(delay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			return
+		case <-e.release:
+			return
+		}
+	case HTTP500:
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	case HTTP413:
+		http.Error(w, "content length too large", http.StatusRequestEntityTooLarge)
+		return
+	case Garbage:
+		writeJSON(w, []byte("<html>not json-rpc</html>"))
+		return
+	case Unauthorized:
+		http.Error(w, "stale token", http.StatusUnauthorized)
+		return
+	}
+	writeJSON(w, engine.ResultResponse(req.ID, e.result(req, status, pid)))
+}
+
+// result is a plausible answer to req.
+func (e *EL) result(req engine.Request, status engine.Status, pid int) json.RawMessage {
+	lvh := "null"
+	switch req.Class {
+	case engine.ClassNewPayload:
+		if status == engine.StatusValid {
+			lvh = `"` + req.Block.Hash.String() + `"`
+		}
+		return json.RawMessage(fmt.Sprintf(`{"status":%q,"latestValidHash":%s,"validationError":null}`, status, lvh))
+	case engine.ClassForkchoice:
+		if status == engine.StatusValid {
+			lvh = `"` + req.Forkchoice.Head.String() + `"`
+		}
+		id := "null"
+		if req.HasAttributes && status == engine.StatusValid {
+			id = fmt.Sprintf(`"0x%016x"`, pid)
+		}
+		return json.RawMessage(fmt.Sprintf(`{"payloadStatus":{"status":%q,"latestValidHash":%s,"validationError":null},"payloadId":%s}`, status, lvh, id))
+	case engine.ClassGetPayload:
+		return json.RawMessage(fmt.Sprintf(`{"executionPayload":{"blockHash":"0x%064x","timestamp":"0x1"},"blockValue":"0x0","builtBy":%q}`, pid, e.Name))
+	}
+	switch {
+	case req.Method == engine.MethodExchangeCapabilities:
+		return json.RawMessage(`["engine_newPayloadV4","engine_forkchoiceUpdatedV3","engine_getPayloadV4"]`)
+	case req.Method == engine.MethodGetClientVersionV1:
+		return json.RawMessage(fmt.Sprintf(`[{"code":"GE","name":%q,"version":"1.0.0","commit":"0x01020304"}]`, e.Name))
+	case strings.HasPrefix(req.Method, "eth_"):
+		return json.RawMessage(`"0x10"`)
+	}
+	return json.RawMessage(`null`)
+}
+
+func writeJSON(w http.ResponseWriter, b []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(b)
+}

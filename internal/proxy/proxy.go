@@ -1,0 +1,530 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sync-proxy/sync-proxy/internal/beacon"
+	"github.com/sync-proxy/sync-proxy/internal/clock"
+	"github.com/sync-proxy/sync-proxy/internal/divergence"
+	"github.com/sync-proxy/sync-proxy/internal/engine"
+	"github.com/sync-proxy/sync-proxy/internal/jwtauth"
+	"github.com/sync-proxy/sync-proxy/internal/upstream"
+)
+
+// Config configures a Proxy.
+type Config struct {
+	// ELs are the execution clients (and chained sync-proxies, role relay), in the order
+	// they were configured. At most one has role primary; with one the proxy runs in direct
+	// mode (beacon nodes get the primary's answers), without one in mirror mode (beacon nodes
+	// get an immediate SYNCING: nginx's mirror throws the answer away).
+	ELs []upstream.Config
+	// Election configures the writer election.
+	Election beacon.Config
+	// Verifier checks inbound tokens; nil accepts requests without one.
+	Verifier *jwtauth.Verifier
+	// SharedKeyName is the verifier key name that proves a request is allowed but does not
+	// say which beacon node sent it (the shared --jwt-secret).
+	SharedKeyName string
+	// TrustedProxies are the addresses whose X-Forwarded-For and relay headers are believed.
+	TrustedProxies []netip.Prefix
+	// MaxBodyBytes bounds a request body. Default 32 MiB.
+	MaxBodyBytes int64
+	// FailoverAfter is how long a beacon node waits for the primary before a follower's
+	// answer, if one has come, is used instead. Default 1s.
+	FailoverAfter time.Duration
+	// Instance identifies this proxy in the Via header of chained requests. Required.
+	Instance string
+	// BlockIndexSize bounds the block hash → number/timestamp index. Default 8192.
+	BlockIndexSize int
+	// Hooks report what happens (metrics). Optional.
+	Hooks Hooks
+}
+
+// Hooks are optional callbacks for observers. They must not block.
+type Hooks struct {
+	// OnRequest is called once per inbound request after it was answered.
+	OnRequest func(bn string, class engine.Class, outcome Outcome, took time.Duration)
+	// OnWriterChange is called when the writer changes.
+	OnWriterChange func(c beacon.Change)
+	// Lane receives every lane's events.
+	Lane upstream.Hooks
+	// OnDivergence is called once per block on which two ELs gave contradicting verdicts.
+	OnDivergence func(d divergence.Divergence)
+}
+
+// Outcome is what the proxy did with one request. The values are metric label values.
+type Outcome string
+
+// Outcomes.
+const (
+	OutcomeForwarded    Outcome = "forwarded"    // sent to the ELs (and answered from them, in direct mode)
+	OutcomeDeduplicated Outcome = "deduplicated" // a newPayload every EL already had or was about to get
+	OutcomeFiltered     Outcome = "filtered"     // a forkchoiceUpdated from a beacon node that is not the writer
+	OutcomeAnswered     Outcome = "answered"     // a read answered by one EL
+	OutcomeRejected     Outcome = "rejected"     // bad input: a JSON-RPC or HTTP error, nothing forwarded
+	OutcomeUnauthorized Outcome = "unauthorized" // 401
+	OutcomeFailed       Outcome = "failed"       // no EL gave an answer
+	OutcomeLoop         Outcome = "loop"         // a chained request that already passed this proxy
+)
+
+// Proxy is the Engine API handler. It is safe for concurrent use.
+type Proxy struct {
+	cfg     Config
+	log     *slog.Logger
+	clk     clock.Clock
+	lanes   []*upstream.Lane
+	primary int // index into lanes; -1 in mirror mode
+	tracker *beacon.Tracker
+	blocks  *beacon.BlockIndex
+
+	// enqMu makes each request's enqueue onto all lanes one step, so every lane sees
+	// requests in the same order and a block two beacon nodes send at once is queued once.
+	enqMu sync.Mutex
+	// payloads maps a newPayload block hash to its slot on each lane.
+	payloads *recent[engine.Hash, []*upstream.Slot]
+	// verdicts maps a forkchoiceUpdated head to the answer the ELs gave the writer.
+	verdicts *recent[engine.Hash, engine.Response]
+	// builders maps a payloadId to the lanes whose EL issued it, primary first.
+	builders *recent[string, []int]
+
+	writerMu   sync.Mutex
+	writerHead engine.Hash // head of the last forkchoiceUpdated forwarded from the writer
+
+	// diverge compares the ELs' verdicts per block (see learn).
+	diverge *divergence.Detector
+}
+
+var _ http.Handler = (*Proxy)(nil)
+
+// New validates cfg and builds the proxy and its lanes. Nothing is sent until Run.
+func New(cfg Config, clk clock.Clock, log *slog.Logger) (*Proxy, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if clk == nil {
+		clk = clock.Real{}
+	}
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = 32 << 20
+	}
+	if cfg.FailoverAfter == 0 {
+		cfg.FailoverAfter = time.Second
+	}
+	if cfg.BlockIndexSize == 0 {
+		cfg.BlockIndexSize = 8192
+	}
+	var problems []error
+	if len(cfg.ELs) == 0 {
+		problems = append(problems, errors.New("no execution clients configured"))
+	}
+	if cfg.Instance == "" {
+		problems = append(problems, errors.New("instance id is empty"))
+	}
+	if cfg.MaxBodyBytes < 0 || cfg.FailoverAfter < 0 || cfg.BlockIndexSize < 0 {
+		problems = append(problems, errors.New("body limit, failover delay and block index size must not be negative"))
+	}
+	p := &Proxy{
+		cfg:      cfg,
+		log:      log,
+		clk:      clk,
+		primary:  -1,
+		blocks:   beacon.NewBlockIndex(cfg.BlockIndexSize),
+		payloads: newRecent[engine.Hash, []*upstream.Slot](1024),
+		verdicts: newRecent[engine.Hash, engine.Response](256),
+		builders: newRecent[string, []int](256),
+		diverge:  divergence.New(divergence.Options{Clock: clk}),
+	}
+	names := make(map[string]bool)
+	for i, ec := range cfg.ELs {
+		if names[ec.Name] {
+			problems = append(problems, fmt.Errorf("el %q is configured twice", ec.Name))
+		}
+		names[ec.Name] = true
+		if ec.Role == upstream.RolePrimary {
+			if p.primary >= 0 {
+				problems = append(problems, fmt.Errorf("el %q and el %q are both primary: at most one may be", cfg.ELs[p.primary].Name, ec.Name))
+			}
+			p.primary = i
+		}
+		ec.Hooks = p.laneHooks(cfg.Hooks.Lane)
+		ec.Instance = cfg.Instance
+		l, err := upstream.New(ec, log.With("component", "upstream"))
+		if err != nil {
+			problems = append(problems, err)
+			continue
+		}
+		p.lanes = append(p.lanes, l)
+	}
+	tracker, err := beacon.NewTracker(cfg.Election, clk, log.With("component", "beacon"))
+	if err != nil {
+		problems = append(problems, fmt.Errorf("election: %w", err))
+	}
+	if len(problems) > 0 {
+		return nil, errors.Join(problems...)
+	}
+	p.tracker = tracker
+	if cfg.Hooks.OnWriterChange != nil {
+		tracker.OnChange(cfg.Hooks.OnWriterChange)
+	}
+	return p, nil
+}
+
+// Direct reports whether the proxy answers beacon nodes from a primary EL.
+func (p *Proxy) Direct() bool { return p.primary >= 0 }
+
+// Lanes returns the lanes in configuration order.
+func (p *Proxy) Lanes() []*upstream.Lane { return p.lanes }
+
+// Tracker returns the beacon node tracker.
+func (p *Proxy) Tracker() *beacon.Tracker { return p.tracker }
+
+// Divergence returns the detector of ELs that contradict each other.
+func (p *Proxy) Divergence() *divergence.Detector { return p.diverge }
+
+// Run serves every lane until ctx is done.
+func (p *Proxy) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, l := range p.lanes {
+		wg.Go(func() { l.Run(ctx) })
+	}
+	wg.Wait()
+}
+
+// Drain waits until every lane has delivered what it holds, or ctx is done.
+func (p *Proxy) Drain(ctx context.Context) error {
+	var errs []error
+	for _, l := range p.lanes {
+		if err := l.Drain(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ServeHTTP answers one Engine API request.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	bn, class, outcome := "", engine.ClassNonEngine, OutcomeRejected
+	defer func() {
+		if p.cfg.Hooks.OnRequest != nil {
+			p.cfg.Hooks.OnRequest(bn, class, outcome, time.Since(start))
+		}
+	}()
+
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		httpError(w, http.StatusMethodNotAllowed, "method not allowed: the Engine API takes POST")
+		return
+	}
+	if !jsonContentType(r.Header.Get("Content-Type")) {
+		httpError(w, http.StatusUnsupportedMediaType, "invalid content type, only application/json is supported")
+		return
+	}
+	if r.ContentLength > p.cfg.MaxBodyBytes {
+		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("content length too large (%d>%d)", r.ContentLength, p.cfg.MaxBodyBytes))
+		return
+	}
+	jwtName := ""
+	if p.cfg.Verifier != nil {
+		name, err := p.cfg.Verifier.Verify(r.Header.Get("Authorization"))
+		if err != nil {
+			outcome = OutcomeUnauthorized
+			var ae *jwtauth.AuthError
+			reason := "invalid token"
+			if errors.As(err, &ae) {
+				reason = ae.Reason
+			}
+			p.log.Debug("request refused", "remote", r.RemoteAddr, "reason", reason)
+			httpError(w, http.StatusUnauthorized, reason)
+			return
+		}
+		if name != p.cfg.SharedKeyName {
+			jwtName = name
+		}
+	}
+	body, err := readBody(w, r, p.cfg.MaxBodyBytes)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("content length too large (>%d)", p.cfg.MaxBodyBytes))
+			return
+		}
+		httpError(w, http.StatusBadRequest, "could not read the request body")
+		return
+	}
+	id := p.identify(r, jwtName)
+	bn = id.Name
+
+	req, err := engine.Inspect(body)
+	if err != nil {
+		var ee *engine.Error
+		if !errors.As(err, &ee) {
+			ee = &engine.Error{Code: engine.CodeInternalError, Message: err.Error()}
+		}
+		writeJSON(w, engine.ErrorResponse(req.ID, ee))
+		return
+	}
+	class = req.Class
+	via := r.Header.Get(upstream.HeaderVia)
+	if via != "" && p.trusted(remoteAddr(r.RemoteAddr)) && containsHop(via, p.cfg.Instance) {
+		outcome = OutcomeLoop
+		writeJSON(w, engine.ErrorResponse(req.ID, &engine.Error{Code: engine.CodeServerError, Message: "request loop: this sync-proxy already relayed this request"}))
+		return
+	}
+	d := &upstream.Delivery{Req: req, Body: body, BN: id.Name, Received: p.clk.Now()}
+	if p.trusted(remoteAddr(r.RemoteAddr)) {
+		d.Via = via
+	}
+	var answer []byte
+	switch req.Class {
+	case engine.ClassNewPayload:
+		answer, outcome = p.newPayload(r.Context(), d)
+	case engine.ClassForkchoice:
+		answer, outcome = p.forkchoice(r.Context(), d)
+	default:
+		answer, outcome = p.read(r.Context(), d)
+	}
+	if answer == nil { // the beacon node went away
+		return
+	}
+	writeJSON(w, answer)
+}
+
+// newPayload sends a block to every lane that does not have it yet and answers.
+func (p *Proxy) newPayload(ctx context.Context, d *upstream.Delivery) ([]byte, Outcome) {
+	b := d.Req.Block
+	p.blocks.Add(b.Hash, b.Number, b.Timestamp, b.Parent)
+	p.tracker.Observe(d.BN, beacon.Observation{PayloadTimestamp: b.Timestamp})
+
+	sent := false
+	p.enqMu.Lock()
+	slots := p.payloads.update(b.Hash, func(prev []*upstream.Slot, seen bool) []*upstream.Slot {
+		next := make([]*upstream.Slot, len(p.lanes))
+		for i, l := range p.lanes {
+			if seen && !needsResend(prev[i]) {
+				next[i] = prev[i]
+				continue
+			}
+			next[i] = l.Enqueue(d)
+			sent = true
+		}
+		return next
+	})
+	p.enqMu.Unlock()
+
+	outcome := OutcomeForwarded
+	if !sent {
+		outcome = OutcomeDeduplicated
+	}
+	if !p.Direct() {
+		return engine.SyncingPayloadStatus(d.Req.ID), outcome
+	}
+	return p.answer(ctx, d, slots, outcome)
+}
+
+// needsResend reports whether a lane should get a block again although it already had it:
+// the earlier send failed or was dropped, or the EL could not validate it then (SYNCING).
+func needsResend(s *upstream.Slot) bool {
+	if s == nil || !s.Completed() {
+		return false
+	}
+	r := s.Result()
+	return !r.OK() || r.Resp.Status == engine.StatusSyncing
+}
+
+// forkchoice forwards the writer's forkchoiceUpdated and answers everyone.
+func (p *Proxy) forkchoice(ctx context.Context, d *upstream.Delivery) ([]byte, Outcome) {
+	head := d.Req.Forkchoice.Head
+	if e, ok := p.blocks.Lookup(head); ok {
+		d.Head = upstream.Block{Hash: head, Number: e.Number, Timestamp: e.Timestamp}
+		d.HeadKnown = true
+	}
+	// HeadKnown is set on every update: a timestamp of 0 tells the tracker the head
+	// could not be resolved, which leaves the beacon node's head where it was.
+	writer, _ := p.tracker.Observe(d.BN, beacon.Observation{HeadTimestamp: d.Head.Timestamp, HeadKnown: true})
+	isWriter := writer == d.BN
+	// A beacon node that is not the writer may still ask for a build on the head the
+	// writer set: that cannot move any EL's head, and it lets a validator behind any beacon
+	// node propose.
+	build := !isWriter && d.Req.HasAttributes && head == p.currentWriterHead()
+	if !isWriter && !build {
+		if !p.Direct() {
+			return engine.SyncingForkchoice(d.Req.ID), OutcomeFiltered
+		}
+		return p.verdictFor(d.Req.ID, head), OutcomeFiltered
+	}
+	if isWriter {
+		p.writerMu.Lock()
+		p.writerHead = head
+		p.writerMu.Unlock()
+	}
+	slots := make([]*upstream.Slot, len(p.lanes))
+	p.enqMu.Lock()
+	for i, l := range p.lanes {
+		slots[i] = l.Enqueue(d)
+	}
+	p.enqMu.Unlock()
+	if !p.Direct() {
+		return engine.SyncingForkchoice(d.Req.ID), OutcomeForwarded
+	}
+	return p.answer(ctx, d, slots, OutcomeForwarded)
+}
+
+func (p *Proxy) currentWriterHead() engine.Hash {
+	p.writerMu.Lock()
+	defer p.writerMu.Unlock()
+	return p.writerHead
+}
+
+// verdictFor answers a forkchoiceUpdated that is not forwarded: the ELs' verdict on the same
+// head when the writer's update got one, else SYNCING. Never a payloadId: no build was
+// started for this request.
+func (p *Proxy) verdictFor(id []byte, head engine.Hash) []byte {
+	v, ok := p.verdicts.get(head)
+	if !ok || !v.Status.Final() {
+		return engine.SyncingForkchoice(id)
+	}
+	return engine.ForkchoiceResponse(id, v.Status, v.LatestValidHash)
+}
+
+// read sends a request that changes nothing to one EL at a time: the ELs that issued the
+// payloadId first for getPayload, then the primary, then the followers.
+func (p *Proxy) read(ctx context.Context, d *upstream.Delivery) ([]byte, Outcome) {
+	if !p.Direct() {
+		return engine.ErrorResponse(d.Req.ID, &engine.Error{
+			Code:    engine.CodeMethodNotFound,
+			Message: "sync-proxy runs in mirror mode and forwards only newPayload and forkchoiceUpdated; the beacon node's own execution client answers " + d.Req.Method,
+		}), OutcomeRejected
+	}
+	var failures []string
+	for _, i := range p.readOrder(d) {
+		l := p.lanes[i]
+		res := l.Call(ctx, d)
+		if res.OK() {
+			return res.Body, OutcomeAnswered
+		}
+		if ctx.Err() != nil {
+			return nil, OutcomeFailed
+		}
+		failures = append(failures, l.Name()+": "+res.Err.Error())
+	}
+	return noAnswer(d, failures), OutcomeFailed
+}
+
+// readOrder lists the lanes to try for a read, best first; ELs known to be down go last.
+func (p *Proxy) readOrder(d *upstream.Delivery) []int {
+	var first []int
+	seen := make([]bool, len(p.lanes))
+	if d.Req.Class == engine.ClassGetPayload {
+		if pinned, ok := p.builders.get(d.Req.PayloadID); ok {
+			for _, i := range pinned {
+				first = append(first, i)
+				seen[i] = true
+			}
+		}
+	}
+	if p.primary >= 0 && !seen[p.primary] {
+		first = append(first, p.primary)
+		seen[p.primary] = true
+	}
+	for i, l := range p.lanes {
+		if !seen[i] && canAnswer(l.Role(), d) {
+			first = append(first, i)
+		}
+	}
+	up := first[:0:0]
+	var down []int
+	for _, i := range first {
+		if p.lanes[i].State() == upstream.StateUp || p.lanes[i].State() == upstream.StateUnknown {
+			up = append(up, i)
+		} else {
+			down = append(down, i)
+		}
+	}
+	return append(up, down...)
+}
+
+// canAnswer reports whether an EL of this role may answer a beacon node's request.
+func canAnswer(r upstream.Role, d *upstream.Delivery) bool {
+	switch r {
+	case upstream.RoleRelay:
+		return false
+	case upstream.RoleSyncOnly:
+		// It never builds: it has no payloadId to give and no payload to return.
+		return d.Req.Class != engine.ClassGetPayload && !(d.Req.Class == engine.ClassForkchoice && d.Req.HasAttributes)
+	}
+	return true
+}
+
+// noAnswer is the reply when no EL answered: a JSON-RPC error naming each EL's failure, or,
+// when the request was only dropped (stale head, superseded), the spec's SYNCING.
+func noAnswer(d *upstream.Delivery, failures []string) []byte {
+	return engine.ErrorResponse(d.Req.ID, &engine.Error{
+		Code:    engine.CodeServerError,
+		Message: "no execution client answered: " + strings.Join(failures, "; "),
+	})
+}
+
+func containsHop(via, instance string) bool {
+	for _, h := range strings.Split(via, ",") {
+		if strings.TrimSpace(h) == instance {
+			return true
+		}
+	}
+	return false
+}
+
+// jsonContentType accepts what geth's engine port accepts.
+func jsonContentType(ct string) bool {
+	if ct == "" {
+		return false
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	switch mt {
+	case "application/json", "application/json-rpc", "application/jsonrequest":
+		return true
+	}
+	return false
+}
+
+// readBody reads the whole body, at most limit bytes, into one slice.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	rd := http.MaxBytesReader(w, r.Body, limit)
+	if r.ContentLength > 0 {
+		buf := make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(rd, buf); err != nil {
+			return nil, fmt.Errorf("read body: %w", err)
+		}
+		return buf, nil
+	}
+	buf, err := io.ReadAll(rd)
+	if err != nil {
+		return nil, fmt.Errorf("read body: %w", err)
+	}
+	return buf, nil
+}
+
+func writeJSON(w http.ResponseWriter, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(body) // a beacon node that hung up cannot be told anything
+}
+
+func httpError(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, msg+"\n")
+}

@@ -1,0 +1,160 @@
+package upstream
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sync-proxy/sync-proxy/internal/engine"
+)
+
+// Delivery is one inbound request on its way to one or more lanes. It is built once per
+// request; every lane that carries it holds a [Slot] pointing at it, so the body is never
+// copied per EL. A Delivery must not be modified after it was enqueued.
+type Delivery struct {
+	// Req is what engine.Inspect found in Body.
+	Req engine.Request
+	// Body is the request exactly as the beacon node sent it.
+	Body []byte
+	// BN names the beacon node that sent it (relayed to chained sync-proxies).
+	BN string
+	// Via lists the sync-proxy instances the request already passed, oldest first
+	// (relayed to chained sync-proxies for loop prevention).
+	Via string
+	// Received is when the proxy accepted the request.
+	Received time.Time
+	// Head is the forkchoiceUpdated head block, resolved through the proxy's block index;
+	// HeadKnown is false when the proxy had not seen that block.
+	Head      Block
+	HeadKnown bool
+}
+
+// Block is a block's place in the chain, as far as the proxy knows it.
+type Block struct {
+	Hash      engine.Hash
+	Number    uint64
+	Timestamp uint64
+}
+
+// Slot is one delivery's place in one lane. Its result is ready once Done is closed.
+type Slot struct {
+	d    *Delivery
+	lane *Lane
+	done chan struct{}
+	res  Result
+}
+
+func newSlot(d *Delivery, l *Lane) *Slot {
+	return &Slot{d: d, lane: l, done: make(chan struct{})}
+}
+
+// Done is closed when the slot's result is known: the EL answered, the send failed, or the
+// slot was dropped.
+func (s *Slot) Done() <-chan struct{} { return s.done }
+
+// Result returns the outcome. It must only be called after Done is closed.
+func (s *Slot) Result() Result { return s.res }
+
+// Lane is the lane this slot belongs to.
+func (s *Slot) Lane() *Lane { return s.lane }
+
+// Delivery is the request this slot carries.
+func (s *Slot) Delivery() *Delivery { return s.d }
+
+// Completed reports whether the result is known, without blocking.
+func (s *Slot) Completed() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (s *Slot) complete(r Result) {
+	s.res = r
+	close(s.done)
+}
+
+// Result is what became of one delivery on one lane.
+type Result struct {
+	// Body is the EL's response body; nil unless Err is nil.
+	Body []byte
+	// Resp is what engine.InspectResponse found in Body.
+	Resp engine.Response
+	// Err is nil when the EL answered with a well-formed JSON-RPC response (which may
+	// itself carry a JSON-RPC error). Otherwise it is a *DeliveryError.
+	Err error
+	// Sent is when the request left for the EL; Latency is how long the EL took.
+	Sent    time.Time
+	Latency time.Duration
+}
+
+// OK reports whether the EL gave a JSON-RPC answer.
+func (r Result) OK() bool { return r.Err == nil }
+
+// ErrorKind classifies a failed delivery. The values are metric label values.
+type ErrorKind string
+
+// Error kinds.
+const (
+	KindConnect     ErrorKind = "connect"      // the connection could not be made
+	KindTimeout     ErrorKind = "timeout"      // no complete answer within the method's timeout
+	KindHTTPStatus  ErrorKind = "http_status"  // an HTTP status other than 200
+	KindBadResponse ErrorKind = "bad_response" // 200, but not a JSON-RPC response
+	KindTransport   ErrorKind = "transport"    // the connection broke mid-request
+	KindDropped     ErrorKind = "dropped"      // never sent; see DropReason
+	KindCanceled    ErrorKind = "canceled"     // the proxy is shutting down
+)
+
+// DropReason says why a delivery was never sent. The values are metric label values.
+type DropReason string
+
+// Drop reasons.
+const (
+	DropQueueFull  DropReason = "queue_full" // the lane was full; the oldest newPayload made room
+	DropSuperseded DropReason = "superseded" // a newer forkchoiceUpdated replaced it in the queue
+	DropStaleHead  DropReason = "stale_head" // it would have moved the EL's head to an older block
+	DropShutdown   DropReason = "shutdown"   // the proxy stopped before it was sent
+)
+
+// DeliveryError is why a delivery produced no JSON-RPC answer.
+type DeliveryError struct {
+	Kind   ErrorKind
+	Status int        // the HTTP status, for KindHTTPStatus
+	Drop   DropReason // for KindDropped
+	Err    error
+}
+
+func (e *DeliveryError) Error() string {
+	switch e.Kind {
+	case KindHTTPStatus:
+		if e.Err != nil {
+			return fmt.Sprintf("http status %d: %v", e.Status, e.Err)
+		}
+		return fmt.Sprintf("http status %d", e.Status)
+	case KindDropped:
+		return "dropped: " + string(e.Drop)
+	}
+	if e.Err != nil {
+		return string(e.Kind) + ": " + e.Err.Error()
+	}
+	return string(e.Kind)
+}
+
+func (e *DeliveryError) Unwrap() error { return e.Err }
+
+// ErrDropped is matched by every DeliveryError of kind KindDropped (errors.Is).
+var ErrDropped = errors.New("dropped")
+
+// Is makes errors.Is(err, ErrDropped) true for drops.
+func (e *DeliveryError) Is(target error) bool { return target == ErrDropped && e.Kind == KindDropped }
+
+// KindOf returns the kind of a delivery error, or "" for nil and other errors.
+func KindOf(err error) ErrorKind {
+	var de *DeliveryError
+	if errors.As(err, &de) {
+		return de.Kind
+	}
+	return ""
+}

@@ -1,0 +1,20 @@
+// Package upstream delivers Engine API requests to execution clients (ELs).
+//
+// Each EL has one [Lane]: a bounded FIFO served by a single goroutine with one request in
+// flight, so the order in which the proxy accepted requests is the order the EL sees them. The
+// spec requires this for engine_forkchoiceUpdated ("the EL MUST process them in the order
+// received", execution-apis src/engine/common.md §Message ordering).
+//
+// A lane never blocks its caller: [Lane.Enqueue] only takes a lock, appends and signals. What
+// a slow or dead EL costs is one goroutine, one bounded queue and one connection. When the
+// queue is full the oldest newPayload is dropped first; a queued forkchoiceUpdated without
+// payload attributes is dropped when a newer one arrives (it would be overwritten at once);
+// a forkchoiceUpdated that would move the EL's head to an older block than the one it was last
+// sent is refused. Every drop completes its [Slot] with a [DropReason] and is counted.
+//
+// Every request is sent with a token minted for that EL's own secret at the moment of sending
+// (see jwtauth.Signer), so a request that waited in the queue still carries a fresh iat.
+//
+// The body bytes are shared by every lane: a [Delivery] is built once per inbound request and
+// each lane holds a [Slot] that points at it.
+package upstream

@@ -1,0 +1,591 @@
+package upstream
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/sync-proxy/sync-proxy/internal/engine"
+	"github.com/sync-proxy/sync-proxy/internal/jwtauth"
+)
+
+// Role is what an EL is for.
+type Role uint8
+
+// Roles.
+const (
+	// RoleFollower ELs get every newPayload and the writer's forkchoiceUpdated; their
+	// answers are used only when the primary fails.
+	RoleFollower Role = iota
+	// RolePrimary is the EL whose answers go back to the beacon nodes in direct mode.
+	RolePrimary
+	// RoleSyncOnly ELs follow the head but never build: forkchoiceUpdated reaches them
+	// without payload attributes.
+	RoleSyncOnly
+	// RoleRelay is another sync-proxy (chaining): it gets what passed this proxy's filter,
+	// with the beacon node's identity and the hop list in headers.
+	RoleRelay
+)
+
+// String returns the role's configuration name.
+func (r Role) String() string {
+	switch r {
+	case RolePrimary:
+		return "primary"
+	case RoleFollower:
+		return "follower"
+	case RoleSyncOnly:
+		return "sync-only"
+	case RoleRelay:
+		return "relay"
+	}
+	return "role(" + strconv.Itoa(int(r)) + ")"
+}
+
+// ParseRole parses a role's configuration name.
+func ParseRole(s string) (Role, error) {
+	for _, r := range []Role{RolePrimary, RoleFollower, RoleSyncOnly, RoleRelay} {
+		if r.String() == s {
+			return r, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown role %q (want primary, follower, sync-only or relay)", s)
+}
+
+// State is a lane's view of its EL's health.
+type State uint8
+
+// States.
+const (
+	StateUnknown      State = iota // nothing sent yet
+	StateUp                        // the last request got a JSON-RPC answer
+	StateDown                      // the last request failed
+	StateUnauthorized              // the EL answered 401: wrong secret or clock skew
+)
+
+// String returns the state's name.
+func (s State) String() string {
+	switch s {
+	case StateUp:
+		return "up"
+	case StateDown:
+		return "down"
+	case StateUnauthorized:
+		return "unauthorized"
+	}
+	return "unknown"
+}
+
+// Header names used between chained sync-proxies.
+const (
+	HeaderVia = "X-Sync-Proxy-Via" // comma-separated instance IDs the request passed
+	HeaderBN  = "X-Sync-Proxy-BN"  // the beacon node identity at the first proxy
+)
+
+// Config configures one lane.
+type Config struct {
+	// Name identifies the EL in logs, metrics and status. Required.
+	Name string
+	// URL is the EL's Engine API endpoint (http or https). Required.
+	URL string
+	// Role is what the EL is for.
+	Role Role
+	// Signer mints the token for each request; nil sends no Authorization header.
+	Signer *jwtauth.Signer
+	// QueueSize bounds the requests waiting for this EL. Default 256.
+	QueueSize int
+	// DialTimeout bounds connecting. Default 2s.
+	DialTimeout time.Duration
+	// MaxResponseBytes bounds an answer's body. Default 256 MiB (getBlobs answers run to
+	// tens of MB).
+	MaxResponseBytes int64
+	// HeadAllowance is how much older (in payload timestamp seconds) than the head it was
+	// last sent a forkchoiceUpdated head may be and still be forwarded. Default 0.
+	HeadAllowance time.Duration
+	// UserAgent is sent with every request.
+	UserAgent string
+	// Instance is this proxy's instance ID, appended to the Via header on relay lanes.
+	Instance string
+	// Hooks are told about results, drops and state changes.
+	Hooks Hooks
+	// Transport overrides the HTTP transport (tests); nil builds one for this lane.
+	Transport http.RoundTripper
+}
+
+// Hooks are optional callbacks. They run on the lane's goroutine (OnResult, OnState) or the
+// enqueuing goroutine (OnDrop) and must not block.
+type Hooks struct {
+	OnResult func(l *Lane, s *Slot)
+	OnDrop   func(l *Lane, d *Delivery, reason DropReason)
+	OnState  func(l *Lane, from, to State, err error)
+}
+
+// Stats is a snapshot of a lane.
+type Stats struct {
+	Name       string
+	URL        string
+	Role       Role
+	State      State
+	QueueDepth int
+	InFlight   bool
+	// Delivered counts requests that got a JSON-RPC answer; Failed those that did not.
+	Delivered uint64
+	Failed    uint64
+	Drops     map[DropReason]uint64
+	// LastStatus is the payload status of the last newPayload or forkchoiceUpdated answer.
+	LastStatus  engine.Status
+	LastError   string
+	LastErrorAt time.Time
+	LastOKAt    time.Time
+	LastLatency time.Duration
+	// Head is the last head the EL answered VALID to a forkchoiceUpdated for.
+	Head Block
+	// SentHead is the newest head sent (or queued) to this EL; the head guard compares with it.
+	SentHead Block
+	// LastValid is the newest block the EL answered VALID to a newPayload for.
+	LastValid Block
+}
+
+// Lane delivers requests to one EL in order. Create it with New and start it with Run.
+type Lane struct {
+	cfg    Config
+	client *http.Client
+	log    *slog.Logger
+
+	mu        sync.Mutex
+	queue     []*Slot
+	inFlight  *Slot
+	wake      chan struct{} // capacity 1: "the queue changed"
+	idle      chan struct{} // closed and replaced when the lane becomes idle
+	closed    bool
+	state     State
+	lastErr   string
+	lastErrAt time.Time
+	lastOKAt  time.Time
+	lastLat   time.Duration
+	status    engine.Status
+	delivered uint64
+	failed    uint64
+	drops     map[DropReason]uint64
+	head      Block
+	sentHead  Block
+	lastValid Block
+}
+
+// New validates cfg and returns a lane. It sends nothing until Run is called.
+func New(cfg Config, log *slog.Logger) (*Lane, error) {
+	var problems []error
+	if cfg.Name == "" {
+		problems = append(problems, errors.New("name is empty"))
+	}
+	u, err := url.Parse(cfg.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		problems = append(problems, fmt.Errorf("url %q is not an http(s) URL", cfg.URL))
+	}
+	if cfg.QueueSize < 0 || cfg.DialTimeout < 0 || cfg.MaxResponseBytes < 0 || cfg.HeadAllowance < 0 {
+		problems = append(problems, errors.New("queue size, dial timeout, response limit and head allowance must not be negative"))
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("el %q: %w", cfg.Name, errors.Join(problems...))
+	}
+	if cfg.QueueSize == 0 {
+		cfg.QueueSize = 256
+	}
+	if cfg.DialTimeout == 0 {
+		cfg.DialTimeout = 2 * time.Second
+	}
+	if cfg.MaxResponseBytes == 0 {
+		cfg.MaxResponseBytes = 256 << 20
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	tr := cfg.Transport
+	if tr == nil {
+		tr = &http.Transport{
+			Proxy:                 nil, // never an environment proxy: ELs are addressed directly
+			DialContext:           (&net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:          4,
+			MaxIdleConnsPerHost:   4,
+			IdleConnTimeout:       90 * time.Second,
+			TLSHandshakeTimeout:   cfg.DialTimeout,
+			DisableCompression:    true, // geth disables gzip on the engine port; bodies are hex anyway
+			ExpectContinueTimeout: 0,
+		}
+	}
+	l := &Lane{
+		cfg: cfg,
+		client: &http.Client{
+			Transport: tr,
+			CheckRedirect: func(*http.Request, []*http.Request) error {
+				return http.ErrUseLastResponse // an EL that redirects is misconfigured: report its 3xx
+			},
+		},
+		log:   log.With("el", cfg.Name),
+		wake:  make(chan struct{}, 1),
+		idle:  make(chan struct{}),
+		drops: make(map[DropReason]uint64),
+	}
+	return l, nil
+}
+
+// Name returns the EL's configured name.
+func (l *Lane) Name() string { return l.cfg.Name }
+
+// Role returns the EL's role.
+func (l *Lane) Role() Role { return l.cfg.Role }
+
+// State returns the lane's current view of the EL.
+func (l *Lane) State() State {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.state
+}
+
+// Enqueue queues d for this EL and returns its slot. It never blocks on the EL. The slot
+// may already be complete (dropped) when Enqueue returns.
+func (l *Lane) Enqueue(d *Delivery) *Slot {
+	s := newSlot(d, l)
+	var dropped []*Slot
+	var reasons []DropReason
+
+	l.mu.Lock()
+	switch {
+	case l.closed:
+		dropped, reasons = append(dropped, s), append(reasons, DropShutdown)
+	case d.Req.Class == engine.ClassForkchoice && l.isStale(d):
+		dropped, reasons = append(dropped, s), append(reasons, DropStaleHead)
+	default:
+		if d.Req.Class == engine.ClassForkchoice {
+			if d.HeadKnown && d.Head.Timestamp >= l.sentHead.Timestamp {
+				l.sentHead = d.Head
+			}
+			// A queued forkchoiceUpdated without attributes only moves the head, and this
+			// newer one moves it again at once: sending the old one is wasted work.
+			kept := l.queue[:0]
+			for _, q := range l.queue {
+				if q.d.Req.Class == engine.ClassForkchoice && !q.d.Req.HasAttributes {
+					dropped, reasons = append(dropped, q), append(reasons, DropSuperseded)
+					continue
+				}
+				kept = append(kept, q)
+			}
+			clear(l.queue[len(kept):])
+			l.queue = kept
+		}
+		if len(l.queue) >= l.cfg.QueueSize {
+			victim := 0
+			for i, q := range l.queue {
+				if q.d.Req.Class == engine.ClassNewPayload {
+					victim = i
+					break
+				}
+			}
+			dropped, reasons = append(dropped, l.queue[victim]), append(reasons, DropQueueFull)
+			l.queue = append(l.queue[:victim], l.queue[victim+1:]...)
+		}
+		l.queue = append(l.queue, s)
+	}
+	for _, r := range reasons {
+		l.drops[r]++
+	}
+	l.mu.Unlock()
+
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+	for i, q := range dropped {
+		q.complete(Result{Err: &DeliveryError{Kind: KindDropped, Drop: reasons[i]}})
+		if l.cfg.Hooks.OnDrop != nil {
+			l.cfg.Hooks.OnDrop(l, q.d, reasons[i])
+		}
+	}
+	return s
+}
+
+// isStale reports whether forwarding d would move the EL's head back. Called with l.mu held.
+func (l *Lane) isStale(d *Delivery) bool {
+	if !d.HeadKnown || l.sentHead.Timestamp == 0 {
+		return false
+	}
+	allowance := uint64(l.cfg.HeadAllowance / time.Second)
+	return d.Head.Timestamp+allowance < l.sentHead.Timestamp
+}
+
+// Run serves the queue until ctx is done, then fails what is still queued with DropShutdown.
+// It must be called once.
+func (l *Lane) Run(ctx context.Context) {
+	for {
+		s := l.next(ctx)
+		if s == nil {
+			l.shutdown()
+			return
+		}
+		l.send(ctx, s)
+		l.mu.Lock()
+		l.inFlight = nil
+		if len(l.queue) == 0 {
+			close(l.idle)
+			l.idle = make(chan struct{})
+		}
+		l.mu.Unlock()
+	}
+}
+
+// next pops the oldest slot, waiting for one; nil when ctx is done.
+func (l *Lane) next(ctx context.Context) *Slot {
+	for {
+		l.mu.Lock()
+		if len(l.queue) > 0 {
+			s := l.queue[0]
+			l.queue[0] = nil
+			l.queue = l.queue[1:]
+			l.inFlight = s
+			l.mu.Unlock()
+			return s
+		}
+		l.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-l.wake:
+		}
+	}
+}
+
+func (l *Lane) shutdown() {
+	l.mu.Lock()
+	l.closed = true
+	rest := l.queue
+	l.queue = nil
+	l.drops[DropShutdown] += uint64(len(rest))
+	l.mu.Unlock()
+	for _, s := range rest {
+		s.complete(Result{Err: &DeliveryError{Kind: KindDropped, Drop: DropShutdown}})
+		if l.cfg.Hooks.OnDrop != nil {
+			l.cfg.Hooks.OnDrop(l, s.d, DropShutdown)
+		}
+	}
+}
+
+// Drain waits until the queue is empty and nothing is in flight, or ctx is done.
+func (l *Lane) Drain(ctx context.Context) error {
+	for {
+		l.mu.Lock()
+		if len(l.queue) == 0 && l.inFlight == nil {
+			l.mu.Unlock()
+			return nil
+		}
+		idle := l.idle
+		l.mu.Unlock()
+		select {
+		case <-idle:
+		case <-ctx.Done():
+			return fmt.Errorf("drain el %s: %w", l.cfg.Name, ctx.Err())
+		}
+	}
+}
+
+// send delivers one queued slot and completes it.
+func (l *Lane) send(ctx context.Context, s *Slot) {
+	s.complete(l.deliver(ctx, s.d))
+	if l.cfg.Hooks.OnResult != nil {
+		l.cfg.Hooks.OnResult(l, s)
+	}
+}
+
+// Call sends d to the EL at once, outside the queue, and waits for the answer. It is for
+// reads, which need no ordering and must not wait behind a slow newPayload.
+func (l *Lane) Call(ctx context.Context, d *Delivery) Result {
+	return l.deliver(ctx, d)
+}
+
+// deliver sends d under the method's spec timeout and records the outcome.
+func (l *Lane) deliver(ctx context.Context, d *Delivery) Result {
+	body := d.Body
+	if l.cfg.Role == RoleSyncOnly && d.Req.Class == engine.ClassForkchoice && d.Req.HasAttributes {
+		if stripped, err := engine.WithoutAttributes(body); err == nil {
+			body = stripped
+		}
+	}
+	cctx, cancel := context.WithTimeout(ctx, engine.Timeout(d.Req.Method))
+	defer cancel()
+
+	start := time.Now()
+	res := Result{Sent: start}
+	data, err := l.roundTrip(cctx, d, body)
+	res.Latency = time.Since(start)
+	if err == nil {
+		resp, perr := engine.InspectResponse(d.Req.Class, data)
+		if perr != nil {
+			err = &DeliveryError{Kind: KindBadResponse, Err: perr}
+		} else {
+			res.Body, res.Resp = data, resp
+		}
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			err = &DeliveryError{Kind: KindCanceled, Err: ctx.Err()}
+		}
+		res.Err = err
+	}
+	l.record(d, res)
+	return res
+}
+
+// roundTrip posts body and returns the 200 answer's body.
+func (l *Lane) roundTrip(ctx context.Context, d *Delivery, body []byte) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.cfg.URL, bytes.NewReader(body))
+	if err != nil {
+		return nil, &DeliveryError{Kind: KindTransport, Err: err}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if l.cfg.UserAgent != "" {
+		req.Header.Set("User-Agent", l.cfg.UserAgent)
+	}
+	if l.cfg.Signer != nil {
+		req.Header.Set("Authorization", l.cfg.Signer.Authorization())
+	}
+	if l.cfg.Role == RoleRelay {
+		via := l.cfg.Instance
+		if d.Via != "" {
+			via = d.Via + "," + l.cfg.Instance
+		}
+		req.Header.Set(HeaderVia, via)
+		req.Header.Set(HeaderBN, d.BN)
+	}
+	resp, err := l.client.Do(req)
+	if err != nil {
+		return nil, classify(err)
+	}
+	defer resp.Body.Close()
+	limit := l.cfg.MaxResponseBytes
+	if resp.StatusCode != http.StatusOK {
+		// Keep a short excerpt: geth explains a 401 in plain text ("stale token").
+		excerpt, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
+		var reason error
+		if t := bytes.TrimSpace(excerpt); len(t) > 0 {
+			reason = errors.New(string(t))
+		}
+		return nil, &DeliveryError{Kind: KindHTTPStatus, Status: resp.StatusCode, Err: reason}
+	}
+	if resp.ContentLength > limit {
+		return nil, &DeliveryError{Kind: KindBadResponse, Err: fmt.Errorf("answer of %d bytes is over the %d-byte limit", resp.ContentLength, limit)}
+	}
+	var buf bytes.Buffer
+	if resp.ContentLength > 0 {
+		buf.Grow(int(resp.ContentLength))
+	}
+	n, err := buf.ReadFrom(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, classify(err)
+	}
+	if n > limit {
+		return nil, &DeliveryError{Kind: KindBadResponse, Err: fmt.Errorf("answer is over the %d-byte limit", limit)}
+	}
+	return buf.Bytes(), nil
+}
+
+// classify turns a transport error into a DeliveryError.
+func classify(err error) error {
+	var de *DeliveryError
+	if errors.As(err, &de) {
+		return err
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return &DeliveryError{Kind: KindTimeout, Err: err}
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return &DeliveryError{Kind: KindTimeout, Err: err}
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "dial" {
+		return &DeliveryError{Kind: KindConnect, Err: err}
+	}
+	return &DeliveryError{Kind: KindTransport, Err: err}
+}
+
+// record updates the lane's view of the EL after a send and reports state changes.
+func (l *Lane) record(d *Delivery, res Result) {
+	now := time.Now()
+	next := StateUp
+	var de *DeliveryError
+	if res.Err != nil {
+		next = StateDown
+		if errors.As(res.Err, &de) && de.Kind == KindHTTPStatus && de.Status == http.StatusUnauthorized {
+			next = StateUnauthorized
+		}
+		if de != nil && de.Kind == KindCanceled {
+			return // shutting down: says nothing about the EL
+		}
+	}
+	l.mu.Lock()
+	prev := l.state
+	l.state = next
+	l.lastLat = res.Latency
+	if res.Err != nil {
+		l.failed++
+		l.lastErr, l.lastErrAt = res.Err.Error(), now
+	} else {
+		l.delivered++
+		l.lastOKAt = now
+		if res.Resp.Status != "" {
+			l.status = res.Resp.Status
+		}
+		switch {
+		case d.Req.Class == engine.ClassNewPayload && res.Resp.Status == engine.StatusValid:
+			if d.Req.Block.Number >= l.lastValid.Number {
+				l.lastValid = Block{Hash: d.Req.Block.Hash, Number: d.Req.Block.Number, Timestamp: d.Req.Block.Timestamp}
+			}
+		case d.Req.Class == engine.ClassForkchoice && res.Resp.Status == engine.StatusValid:
+			l.head = Block{Hash: d.Req.Forkchoice.Head}
+			if d.HeadKnown {
+				l.head = d.Head
+			}
+		}
+	}
+	l.mu.Unlock()
+
+	if prev == next {
+		return
+	}
+	switch next {
+	case StateUp:
+		l.log.Info("execution client up", "latency", res.Latency)
+	case StateUnauthorized:
+		l.log.Error("execution client rejects our token: check this EL's jwt secret and the clock", "error", res.Err)
+	case StateDown:
+		l.log.Warn("execution client down", "error", res.Err)
+	}
+	if l.cfg.Hooks.OnState != nil {
+		l.cfg.Hooks.OnState(l, prev, next, res.Err)
+	}
+}
+
+// Stats returns a snapshot of the lane.
+func (l *Lane) Stats() Stats {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	drops := make(map[DropReason]uint64, len(l.drops))
+	for k, v := range l.drops {
+		drops[k] = v
+	}
+	return Stats{
+		Name: l.cfg.Name, URL: l.cfg.URL, Role: l.cfg.Role, State: l.state,
+		QueueDepth: len(l.queue), InFlight: l.inFlight != nil,
+		Delivered: l.delivered, Failed: l.failed, Drops: drops,
+		LastStatus: l.status, LastError: l.lastErr, LastErrorAt: l.lastErrAt, LastOKAt: l.lastOKAt,
+		LastLatency: l.lastLat, Head: l.head, SentHead: l.sentHead, LastValid: l.lastValid,
+	}
+}
