@@ -345,6 +345,9 @@ func (l *Lane) Run(ctx context.Context) {
 // next pops the oldest slot, waiting for one; nil when ctx is done.
 func (l *Lane) next(ctx context.Context) *Slot {
 	for {
+		if ctx.Err() != nil {
+			return nil // what is still queued fails with DropShutdown, never half-sent
+		}
 		l.mu.Lock()
 		if len(l.queue) > 0 {
 			s := l.queue[0]

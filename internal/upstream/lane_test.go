@@ -1,0 +1,414 @@
+package upstream
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sync-proxy/sync-proxy/internal/clock"
+	"github.com/sync-proxy/sync-proxy/internal/engine"
+	"github.com/sync-proxy/sync-proxy/internal/fakeel"
+	"github.com/sync-proxy/sync-proxy/internal/jwtauth"
+)
+
+func hash(n int) engine.Hash {
+	var h engine.Hash
+	h[0], h[31] = byte(n>>8), byte(n)
+	return h
+}
+
+func npDelivery(t *testing.T, n int) *Delivery {
+	t.Helper()
+	body := fmt.Appendf(nil, `{"jsonrpc":"2.0","id":"np%d","method":"engine_newPayloadV3","params":[{"parentHash":"%s","blockHash":"%s","blockNumber":"0x%x","timestamp":"0x%x","transactions":[]},[],"0x%064x"]}`,
+		n, hash(n-1), hash(n), n, 1000+12*n, 0)
+	return delivery(t, body)
+}
+
+func fcuDelivery(t *testing.T, id string, head int, attrs bool) *Delivery {
+	t.Helper()
+	a := "null"
+	if attrs {
+		a = fmt.Sprintf(`{"timestamp":"0x%x","prevRandao":"0x%064x","suggestedFeeRecipient":"0x%040x","withdrawals":[],"parentBeaconBlockRoot":"0x%064x"}`, 1000+12*(head+1), 0, 0, 0)
+	}
+	body := fmt.Appendf(nil, `{"jsonrpc":"2.0","id":%q,"method":"engine_forkchoiceUpdatedV3","params":[{"headBlockHash":"%s","safeBlockHash":"%s","finalizedBlockHash":"%s"},%s]}`,
+		id, hash(head), hash(head), hash(0), a)
+	d := delivery(t, body)
+	d.Head, d.HeadKnown = Block{Hash: hash(head), Number: uint64(head), Timestamp: uint64(1000 + 12*head)}, true
+	return d
+}
+
+func delivery(t *testing.T, body []byte) *Delivery {
+	t.Helper()
+	req, err := engine.Inspect(body)
+	if err != nil {
+		t.Fatalf("inspect %s: %v", body, err)
+	}
+	return &Delivery{Req: req, Body: body, BN: "bn1", Received: time.Now()}
+}
+
+// startLane runs a lane to el until the test ends.
+func startLane(t *testing.T, cfg Config) *Lane {
+	t.Helper()
+	l, err := New(cfg, nil)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { l.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return l
+}
+
+// gate holds the fake EL's requests until opened.
+type gate struct {
+	once sync.Once
+	ch   chan struct{}
+}
+
+func newGate(el *fakeel.EL) *gate {
+	g := &gate{ch: make(chan struct{})}
+	el.OnRequest(func(fakeel.Received) { <-g.ch })
+	return g
+}
+
+func (g *gate) open() { g.once.Do(func() { close(g.ch) }) }
+
+func waitDone(t *testing.T, s *Slot) Result {
+	t.Helper()
+	select {
+	case <-s.Done():
+		return s.Result()
+	case <-time.After(15 * time.Second):
+		t.Fatalf("slot not done")
+		return Result{}
+	}
+}
+
+func TestLaneKeepsOrder(t *testing.T) {
+	el := fakeel.New("el", nil)
+	defer el.Close()
+	l := startLane(t, Config{Name: "el", URL: el.URL()})
+	var want []string
+	var last *Slot
+	for n := 1; n <= 100; n++ {
+		last = l.Enqueue(npDelivery(t, n))
+		want = append(want, fmt.Sprintf(`"np%d"`, n))
+		if n%10 == 0 {
+			id := fmt.Sprintf("fcu%d", n)
+			last = l.Enqueue(fcuDelivery(t, id, n, true)) // with attributes: never coalesced
+			want = append(want, `"`+id+`"`)
+		}
+	}
+	if r := waitDone(t, last); !r.OK() {
+		t.Fatalf("last delivery failed: %v", r.Err)
+	}
+	var got []string
+	for _, r := range el.Requests() {
+		got = append(got, r.ID)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("order at the EL:\n got %v\nwant %v", got, want)
+	}
+	st := l.Stats()
+	if st.Delivered != 110 || st.LastValid.Number != 100 || st.Head.Number != 100 || st.State != StateUp {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestLaneCoalescesAndDrops(t *testing.T) {
+	el := fakeel.New("el", nil)
+	defer el.Close()
+	g := newGate(el)
+	defer g.open()
+	var mu sync.Mutex
+	drops := map[DropReason]int{}
+	l := startLane(t, Config{Name: "el", URL: el.URL(), QueueSize: 4, Hooks: Hooks{OnDrop: func(_ *Lane, _ *Delivery, r DropReason) {
+		mu.Lock()
+		drops[r]++
+		mu.Unlock()
+	}}})
+
+	first := l.Enqueue(npDelivery(t, 1)) // in flight, held at the gate
+	if !el.WaitFor(1, 5*time.Second) {
+		t.Fatal("first request never arrived")
+	}
+	a := l.Enqueue(fcuDelivery(t, "a", 1, false))
+	b := l.Enqueue(fcuDelivery(t, "b", 1, true))
+	c := l.Enqueue(fcuDelivery(t, "c", 1, false)) // supersedes a, not b (b starts a build)
+	np2 := l.Enqueue(npDelivery(t, 2))
+	np3 := l.Enqueue(npDelivery(t, 3)) // queue: b c np2 np3 — full
+	np4 := l.Enqueue(npDelivery(t, 4)) // drops np2, the oldest newPayload
+	stale := l.Enqueue(fcuDelivery(t, "stale", 0, false))
+
+	for _, tc := range []struct {
+		name string
+		s    *Slot
+		want DropReason
+	}{{"a", a, DropSuperseded}, {"np2", np2, DropQueueFull}, {"stale", stale, DropStaleHead}} {
+		r := waitDone(t, tc.s)
+		var de *DeliveryError
+		if !errors.As(r.Err, &de) || de.Kind != KindDropped || de.Drop != tc.want || !errors.Is(r.Err, ErrDropped) {
+			t.Errorf("%s: err %v, want dropped %s", tc.name, r.Err, tc.want)
+		}
+	}
+	g.open()
+	for _, s := range []*Slot{first, b, c, np3, np4} {
+		if r := waitDone(t, s); !r.OK() {
+			t.Errorf("%s failed: %v", s.Delivery().Req.ID, r.Err)
+		}
+	}
+	var got []string
+	for _, r := range el.Requests() {
+		got = append(got, r.ID)
+	}
+	if want := []string{`"np1"`, `"b"`, `"c"`, `"np3"`, `"np4"`}; !slices.Equal(got, want) {
+		t.Fatalf("EL got %v, want %v", got, want)
+	}
+	st := l.Stats()
+	if st.Drops[DropSuperseded] != 1 || st.Drops[DropQueueFull] != 1 || st.Drops[DropStaleHead] != 1 {
+		t.Fatalf("drop counts %v", st.Drops)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if drops[DropSuperseded] != 1 || drops[DropQueueFull] != 1 || drops[DropStaleHead] != 1 {
+		t.Fatalf("drop hooks %v", drops)
+	}
+}
+
+func TestLaneHeadAllowance(t *testing.T) {
+	el := fakeel.New("el", nil)
+	defer el.Close()
+	l := startLane(t, Config{Name: "el", URL: el.URL(), HeadAllowance: 12 * time.Second})
+	waitDone(t, l.Enqueue(fcuDelivery(t, "h5", 5, false)))
+	if r := waitDone(t, l.Enqueue(fcuDelivery(t, "h4", 4, false))); !r.OK() {
+		t.Fatalf("one slot back is within the allowance: %v", r.Err)
+	}
+	if r := waitDone(t, l.Enqueue(fcuDelivery(t, "h3", 3, false))); !errors.Is(r.Err, ErrDropped) {
+		t.Fatalf("two slots back: err %v, want dropped", r.Err)
+	}
+	// An unknown head cannot be judged here and is forwarded.
+	d := fcuDelivery(t, "unknown", 1, false)
+	d.HeadKnown = false
+	if r := waitDone(t, l.Enqueue(d)); !r.OK() {
+		t.Fatalf("unknown head: %v", r.Err)
+	}
+}
+
+// TestLaneFreshToken: a request that waited in the queue is sent with a token minted when it
+// left, not when it was queued.
+func TestLaneFreshToken(t *testing.T) {
+	var secret jwtauth.Secret
+	secret[0] = 7
+	el := fakeel.New("el", &secret)
+	defer el.Close()
+	g := newGate(el)
+	defer g.open()
+	clk := clock.NewManual(time.Now())
+	l := startLane(t, Config{Name: "el", URL: el.URL(), Signer: jwtauth.NewSigner(secret, clk, jwtauth.SignerOptions{})})
+
+	l.Enqueue(npDelivery(t, 1))
+	if !el.WaitFor(1, 5*time.Second) {
+		t.Fatal("first request never arrived")
+	}
+	queuedAt := clk.Now()
+	second := l.Enqueue(npDelivery(t, 2))
+	clk.Advance(40 * time.Second) // the request waits 40 s in the queue
+	g.open()
+	if r := waitDone(t, second); !r.OK() {
+		t.Fatalf("second: %v", r.Err)
+	}
+	reqs := el.Requests()
+	iat := tokenIAT(t, reqs[1].Headers.Get("Authorization"))
+	if iat < queuedAt.Add(40*time.Second).Unix() {
+		t.Fatalf("token iat %d was minted before the request left (queued at %d)", iat, queuedAt.Unix())
+	}
+}
+
+func tokenIAT(t *testing.T, auth string) int64 {
+	t.Helper()
+	parts := strings.Split(strings.TrimPrefix(auth, "Bearer "), ".")
+	if len(parts) != 3 {
+		t.Fatalf("authorization %q is not a JWT", auth)
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		IAT int64 `json:"iat"`
+	}
+	if err := json.Unmarshal(raw, &c); err != nil {
+		t.Fatal(err)
+	}
+	return c.IAT
+}
+
+func TestLaneErrorsAndStates(t *testing.T) {
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := "http://" + closed.Addr().String()
+	closed.Close()
+
+	for _, tc := range []struct {
+		name      string
+		behavior  fakeel.Behavior
+		url       string
+		kind      ErrorKind
+		status    int
+		state     State
+		readOnly  bool // use a 1 s read so a hang times out quickly
+		wrongAuth bool
+	}{
+		{name: "refused", url: refused, kind: KindConnect, state: StateDown},
+		{name: "500", behavior: fakeel.HTTP500, kind: KindHTTPStatus, status: 500, state: StateDown},
+		{name: "413", behavior: fakeel.HTTP413, kind: KindHTTPStatus, status: 413, state: StateDown},
+		{name: "401", behavior: fakeel.Unauthorized, kind: KindHTTPStatus, status: 401, state: StateUnauthorized},
+		{name: "wrong secret", wrongAuth: true, kind: KindHTTPStatus, status: 401, state: StateUnauthorized},
+		{name: "garbage", behavior: fakeel.Garbage, kind: KindBadResponse, state: StateDown},
+		{name: "hang", behavior: fakeel.Hang, kind: KindTimeout, state: StateDown, readOnly: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var secret jwtauth.Secret
+			secret[0] = 1
+			el := fakeel.New("el", &secret)
+			defer el.Close()
+			el.Set(tc.behavior, 0)
+			url := el.URL()
+			if tc.url != "" {
+				url = tc.url
+			}
+			signWith := secret
+			if tc.wrongAuth {
+				signWith[0] = 2
+			}
+			var transitions []string
+			var mu sync.Mutex
+			l := startLane(t, Config{Name: "el", URL: url, Signer: jwtauth.NewSigner(signWith, nil, jwtauth.SignerOptions{}),
+				Hooks: Hooks{OnState: func(_ *Lane, from, to State, _ error) {
+					mu.Lock()
+					transitions = append(transitions, from.String()+"->"+to.String())
+					mu.Unlock()
+				}}})
+			d := npDelivery(t, 1)
+			var r Result
+			if tc.readOnly {
+				r = l.Call(context.Background(), delivery(t, []byte(`{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}`)))
+			} else {
+				r = waitDone(t, l.Enqueue(d))
+				r2 := waitDone(t, l.Enqueue(npDelivery(t, 2))) // a second failure: no second transition
+				if r2.OK() {
+					t.Fatalf("second send succeeded")
+				}
+			}
+			var de *DeliveryError
+			if !errors.As(r.Err, &de) || de.Kind != tc.kind || de.Status != tc.status {
+				t.Fatalf("err %#v (%v), want kind %s status %d", r.Err, r.Err, tc.kind, tc.status)
+			}
+			if KindOf(r.Err) != tc.kind {
+				t.Fatalf("KindOf = %s", KindOf(r.Err))
+			}
+			if got := l.State(); got != tc.state {
+				t.Fatalf("state %s, want %s", got, tc.state)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if want := []string{"unknown->" + tc.state.String()}; !slices.Equal(transitions, want) {
+				t.Fatalf("transitions %v, want %v", transitions, want)
+			}
+		})
+	}
+}
+
+func TestLaneRelayHeadersAndSyncOnly(t *testing.T) {
+	el := fakeel.New("el", nil)
+	defer el.Close()
+	relay := startLane(t, Config{Name: "next", URL: el.URL(), Role: RoleRelay, Instance: "me"})
+	d := fcuDelivery(t, "x", 1, true)
+	d.Via = "first"
+	waitDone(t, relay.Enqueue(d))
+	h := el.Requests()[0].Headers
+	if h.Get(HeaderVia) != "first,me" || h.Get(HeaderBN) != "bn1" || h.Get("Authorization") != "" {
+		t.Fatalf("relay headers %v", h)
+	}
+
+	el2 := fakeel.New("el2", nil)
+	defer el2.Close()
+	syncOnly := startLane(t, Config{Name: "s", URL: el2.URL(), Role: RoleSyncOnly})
+	r := waitDone(t, syncOnly.Enqueue(fcuDelivery(t, "y", 1, true)))
+	if !r.OK() || el2.Requests()[0].Attrs || r.Resp.PayloadID != "" {
+		t.Fatalf("sync-only EL saw attributes (%+v) or returned a payload id %q", el2.Requests()[0], r.Resp.PayloadID)
+	}
+}
+
+func TestLaneDrainAndShutdown(t *testing.T) {
+	el := fakeel.New("el", nil)
+	defer el.Close()
+	g := newGate(el)
+	l, err := New(Config{Name: "el", URL: el.URL()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { l.Run(ctx); close(done) }()
+	l.Enqueue(npDelivery(t, 1))
+	queued := l.Enqueue(npDelivery(t, 2))
+	short, cancelShort := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancelShort()
+	if err := l.Drain(short); err == nil {
+		t.Fatal("drain returned while a request was held")
+	}
+	g.open()
+	if err := l.Drain(context.Background()); err != nil {
+		t.Fatalf("drain: %v", err)
+	}
+	if !waitDone(t, queued).OK() {
+		t.Fatal("queued request not delivered")
+	}
+	// After shutdown, what is still queued fails with DropShutdown.
+	g2 := newGate(el)
+	l.Enqueue(npDelivery(t, 3))
+	el.WaitFor(3, 5*time.Second)
+	left := l.Enqueue(npDelivery(t, 4))
+	cancel()
+	g2.open()
+	<-done
+	if r := waitDone(t, left); !errors.Is(r.Err, ErrDropped) {
+		t.Fatalf("queued at shutdown: %v", r.Err)
+	}
+	if r := waitDone(t, l.Enqueue(npDelivery(t, 5))); !errors.Is(r.Err, ErrDropped) {
+		t.Fatalf("enqueued after shutdown: %v", r.Err)
+	}
+}
+
+func TestNewValidates(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{URL: "http://x"}, "name is empty"},
+		{Config{Name: "a", URL: "ftp://x"}, "not an http(s) URL"},
+		{Config{Name: "a", URL: "http://x", QueueSize: -1}, "must not be negative"},
+	} {
+		if _, err := New(tc.cfg, nil); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("New(%+v) = %v, want %q", tc.cfg, err, tc.want)
+		}
+	}
+	if r, err := ParseRole("sync-only"); err != nil || r != RoleSyncOnly || r.String() != "sync-only" {
+		t.Errorf("ParseRole: %v %v", r, err)
+	}
+	if _, err := ParseRole("boss"); err == nil {
+		t.Errorf("ParseRole accepted boss")
+	}
+}
