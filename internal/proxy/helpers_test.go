@@ -63,13 +63,15 @@ type rigOption func(*Config)
 
 func withElection(e beacon.Config) rigOption { return func(c *Config) { c.Election = e } }
 
+func testElection() beacon.Config {
+	return beacon.Config{SlotDuration: 12 * time.Second, SilenceTimeout: 18 * time.Second, PeerMargin: 12 * time.Second}
+}
+
 // newRig starts a proxy in front of one fake EL per role.
 func newRig(t *testing.T, roles []upstream.Role, opts ...rigOption) *rig {
 	t.Helper()
 	r := &rig{t: t, clk: clock.NewManual(time.Unix(int64(blockTS(1)), 0)), roles: roles, done: make(chan struct{})}
-	cfg := Config{Instance: "test-proxy", Election: beacon.Config{
-		SlotDuration: 12 * time.Second, SilenceTimeout: 18 * time.Second, PeerMargin: 12 * time.Second,
-	}}
+	cfg := Config{Instance: "test-proxy", Election: testElection()}
 	for i, role := range roles {
 		el := fakeel.New(fmt.Sprintf("el%d", i+1), nil)
 		r.els = append(r.els, el)
@@ -78,17 +80,23 @@ func newRig(t *testing.T, roles []upstream.Role, opts ...rigOption) *rig {
 	for _, o := range opts {
 		o(&cfg)
 	}
+	r.start(cfg)
+	return r
+}
+
+// start builds the proxy from cfg and serves it until the test ends.
+func (r *rig) start(cfg Config) {
+	r.t.Helper()
 	p, err := New(cfg, r.clk, nil)
 	if err != nil {
-		t.Fatalf("New: %v", err)
+		r.t.Fatalf("New: %v", err)
 	}
 	r.p = p
 	ctx, cancel := context.WithCancel(context.Background())
 	r.stop = cancel
 	go func() { p.Run(ctx); close(r.done) }()
 	r.srv = httptest.NewServer(p)
-	t.Cleanup(r.close)
-	return r
+	r.t.Cleanup(r.close)
 }
 
 func (r *rig) close() {

@@ -1,0 +1,199 @@
+package proxy
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sync-proxy/sync-proxy/internal/clock"
+	"github.com/sync-proxy/sync-proxy/internal/fakeel"
+	"github.com/sync-proxy/sync-proxy/internal/jwtauth"
+	"github.com/sync-proxy/sync-proxy/internal/upstream"
+)
+
+// token builds an HS256-style JWT by hand so the tests can make every malformed variant.
+func token(alg string, key []byte, claims string) string {
+	enc := base64.RawURLEncoding
+	head := enc.EncodeToString(fmt.Appendf(nil, `{"alg":%q,"typ":"JWT"}`, alg))
+	body := enc.EncodeToString([]byte(claims))
+	if alg == "none" {
+		return head + "." + body + "."
+	}
+	h := sha256.New
+	if alg == "HS512" {
+		h = sha512.New
+	}
+	m := hmac.New(h, key)
+	m.Write([]byte(head + "." + body))
+	return head + "." + body + "." + enc.EncodeToString(m.Sum(nil))
+}
+
+func secretOf(b byte) jwtauth.Secret {
+	var s jwtauth.Secret
+	for i := range s {
+		s[i] = b + byte(i)
+	}
+	return s
+}
+
+// authRig is a proxy that verifies inbound tokens, in front of three ELs that each verify
+// their own, different secret.
+func authRig(t *testing.T) (*rig, map[string]jwtauth.Secret) {
+	t.Helper()
+	bnSecrets := map[string]jwtauth.Secret{"lighthouse": secretOf(1), "teku": secretOf(2)}
+	elSecrets := []jwtauth.Secret{secretOf(10), secretOf(11), secretOf(12)}
+	clk := clock.NewManual(time.Now())
+	v, err := jwtauth.NewVerifier([]jwtauth.Key{
+		{Name: "lighthouse", ID: "lh-1", Secret: bnSecrets["lighthouse"]},
+		{Name: "teku", Secret: bnSecrets["teku"]},
+	}, 60*time.Second, clk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &rig{t: t, clk: clk, done: make(chan struct{})}
+	cfg := Config{Instance: "auth-proxy", Verifier: v, Election: testElection()}
+	for i, s := range elSecrets {
+		el := fakeel.New(fmt.Sprintf("el%d", i+1), &s)
+		r.els = append(r.els, el)
+		role := upstream.RoleFollower
+		if i == 0 {
+			role = upstream.RolePrimary
+		}
+		cfg.ELs = append(cfg.ELs, upstream.Config{Name: el.Name, URL: el.URL(), Role: role,
+			Signer: jwtauth.NewSigner(s, clock.Real{}, jwtauth.SignerOptions{})})
+	}
+	r.start(cfg)
+	return r, bnSecrets
+}
+
+func (r *rig) postAuth(path, auth string, body []byte) (int, []byte) {
+	r.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, r.srv.URL+path, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := r.srv.Client().Do(req)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var buf bytes.Buffer
+	_, _ = buf.ReadFrom(resp.Body)
+	return resp.StatusCode, buf.Bytes()
+}
+
+// TestInboundAuthMatrix runs the hive auth suite's cases against the proxy's inbound side:
+// each asserts the HTTP status and that no EL received anything for a refused request.
+func TestInboundAuthMatrix(t *testing.T) {
+	r, bn := authRig(t)
+	lh := bn["lighthouse"]
+	now := r.clk.Now().Unix()
+	iat := func(d int64) string { return fmt.Sprintf(`{"iat":%d}`, now+d) }
+	short, long := lh[:31], append(append([]byte(nil), lh[:]...), 1)
+	wrong := secretOf(9)
+	for _, tc := range []struct {
+		name   string
+		auth   string
+		status int
+		reason string
+	}{
+		{"correct secret", "Bearer " + token("HS256", lh[:], iat(0)), 200, ""},
+		{"correct secret lower-case scheme", "bearer " + token("HS256", lh[:], iat(0)), 200, ""},
+		{"iat -59s", "Bearer " + token("HS256", lh[:], iat(-59)), 200, ""},
+		{"iat +59s", "Bearer " + token("HS256", lh[:], iat(59)), 200, ""},
+		{"wrong secret", "Bearer " + token("HS256", wrong[:], iat(0)), 401, "signature is invalid"},
+		{"secret 31 bytes", "Bearer " + token("HS256", short, iat(0)), 401, "signature is invalid"},
+		{"secret 33 bytes", "Bearer " + token("HS256", long, iat(0)), 401, "signature is invalid"},
+		{"iat -61s", "Bearer " + token("HS256", lh[:], iat(-61)), 401, "stale token"},
+		{"iat +61s", "Bearer " + token("HS256", lh[:], iat(61)), 401, "future token"},
+		{"missing iat", "Bearer " + token("HS256", lh[:], `{}`), 401, "missing issued-at"},
+		{"alg none", "Bearer " + token("none", nil, iat(0)), 401, "unexpected signing method"},
+		{"HS512", "Bearer " + token("HS512", lh[:], iat(0)), 401, "unexpected signing method"},
+		{"expired exp", "Bearer " + token("HS256", lh[:], fmt.Sprintf(`{"iat":%d,"exp":%d}`, now, now-1)), 401, "token is expired"},
+		{"no header", "", 401, "missing token"},
+		{"malformed header", "Bearer a.b", 401, "invalid token"},
+		{"basic scheme", "Basic dXNlcjpwYXNz", 401, "missing token"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := totalRequests(r)
+			code, body := r.postAuth("/", tc.auth, newPayloadBody(`1`, 1))
+			if code != tc.status {
+				t.Fatalf("HTTP %d (%s), want %d", code, body, tc.status)
+			}
+			if tc.status != 200 {
+				if !strings.Contains(string(body), tc.reason) {
+					t.Fatalf("body %q, want reason %q", body, tc.reason)
+				}
+				r.waitIdle()
+				if after := totalRequests(r); after != before {
+					t.Fatalf("a refused request reached the ELs (%d → %d)", before, after)
+				}
+			}
+		})
+	}
+}
+
+func totalRequests(r *rig) int {
+	n := 0
+	for _, el := range r.els {
+		n += len(el.Requests())
+	}
+	return n
+}
+
+// TestAuthIdentity: two beacon nodes with two secrets on the same address are two beacon
+// nodes, a token of one cannot pass as the other, and three ELs with three secrets each get
+// tokens they accept.
+func TestAuthIdentity(t *testing.T) {
+	r, bn := authRig(t)
+	now := r.clk.Now().Unix()
+	lh, teku := bn["lighthouse"], bn["teku"]
+	lhTok := "Bearer " + token("HS256", lh[:], fmt.Sprintf(`{"iat":%d,"id":"lh-1"}`, now))
+	tekuTok := "Bearer " + token("HS256", teku[:], fmt.Sprintf(`{"iat":%d}`, now))
+	// Signed with teku's secret but claiming lighthouse's id: refused.
+	forged := "Bearer " + token("HS256", teku[:], fmt.Sprintf(`{"iat":%d,"id":"lh-1"}`, now))
+
+	if code, body := r.postAuth("/", lhTok, newPayloadBody(`1`, 1)); code != 200 {
+		t.Fatalf("lighthouse: HTTP %d %s", code, body)
+	}
+	if code, body := r.postAuth("/bn/lighthouse", tekuTok, newPayloadBody(`2`, 1)); code != 200 {
+		t.Fatalf("teku: HTTP %d %s", code, body)
+	}
+	if code, _ := r.postAuth("/", forged, newPayloadBody(`3`, 1)); code != 401 {
+		t.Fatalf("forged id: HTTP %d, want 401", code)
+	}
+	var names []string
+	for _, b := range r.p.Tracker().Snapshot() {
+		names = append(names, b.Name)
+	}
+	if strings.Join(names, ",") != "lighthouse,teku" {
+		t.Fatalf("beacon nodes %v, want lighthouse and teku (the path does not override the secret)", names)
+	}
+	// Each EL verified its own secret on the block and the writer's update.
+	if code, body := r.postAuth("/", lhTok, forkchoiceBody(`4`, 1, false)); code != 200 {
+		t.Fatalf("forkchoiceUpdated: HTTP %d %s", code, body)
+	}
+	r.waitIdle()
+	for i, el := range r.els {
+		got := el.Methods()
+		if len(got) != 2 {
+			t.Errorf("%s got %v, want the block and the update", el.Name, got)
+		}
+		if st := r.p.Lanes()[i].Stats(); st.State != upstream.StateUp || st.Failed != 0 {
+			t.Errorf("%s lane: %+v", el.Name, st)
+		}
+		for _, rec := range el.Requests() {
+			if rec.Headers.Get("Authorization") == lhTok {
+				t.Errorf("%s received the beacon node's own token", el.Name)
+			}
+		}
+	}
+}
