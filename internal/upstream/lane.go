@@ -119,6 +119,10 @@ type Config struct {
 	Hooks Hooks
 	// Transport overrides the HTTP transport (tests); nil builds one for this lane.
 	Transport http.RoundTripper
+	// Replay supplies what a returning EL missed; nil disables catch-up.
+	Replay Replay
+	// CatchUpInterval is the least time between two catch-ups of this EL. Default 2s.
+	CatchUpInterval time.Duration
 }
 
 // Hooks are optional callbacks. They run on the lane's goroutine (OnResult, OnState) or the
@@ -153,6 +157,9 @@ type Stats struct {
 	SentHead Block
 	// LastValid is the newest block the EL answered VALID to a newPayload for.
 	LastValid Block
+	// CatchUp is the last catch-up; CatchUps counts them.
+	CatchUp  CatchUp
+	CatchUps uint64
 }
 
 // Lane delivers requests to one EL in order. Create it with New and start it with Run.
@@ -177,8 +184,14 @@ type Lane struct {
 	failed    uint64
 	drops     map[DropReason]uint64
 	head      Block
-	sentHead  Block
+	sentHead  Block // newest head sent or queued: the enqueue-time guard
+	floor     Block // the EL's own head as it reported it: the send-time guard
+	headAsked bool  // the EL was asked for its head since the lane started
 	lastValid Block
+
+	needCatchUp bool
+	catchUp     CatchUp
+	catchUps    uint64
 }
 
 // New validates cfg and returns a lane. It sends nothing until Run is called.
@@ -205,6 +218,9 @@ func New(cfg Config, log *slog.Logger) (*Lane, error) {
 	}
 	if cfg.MaxResponseBytes == 0 {
 		cfg.MaxResponseBytes = 256 << 20
+	}
+	if cfg.CatchUpInterval == 0 {
+		cfg.CatchUpInterval = 2 * time.Second
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -332,6 +348,9 @@ func (l *Lane) Run(ctx context.Context) {
 			return
 		}
 		l.send(ctx, s)
+		if l.wantsCatchUp(time.Now()) {
+			l.runCatchUp(ctx)
+		}
 		l.mu.Lock()
 		l.inFlight = nil
 		if len(l.queue) == 0 {
@@ -401,10 +420,43 @@ func (l *Lane) Drain(ctx context.Context) error {
 
 // send delivers one queued slot and completes it.
 func (l *Lane) send(ctx context.Context, s *Slot) {
+	if s.d.Req.Class == engine.ClassForkchoice && l.cfg.Role != RoleRelay && l.staleAtSend(ctx, s.d) {
+		s.complete(Result{Err: &DeliveryError{Kind: KindDropped, Drop: DropStaleHead}})
+		if l.cfg.Hooks.OnDrop != nil {
+			l.cfg.Hooks.OnDrop(l, s.d, DropStaleHead)
+		}
+		return
+	}
 	s.complete(l.deliver(ctx, s.d))
 	if l.cfg.Hooks.OnResult != nil {
 		l.cfg.Hooks.OnResult(l, s)
 	}
+}
+
+// staleAtSend is the head guard's second look, just before a forkchoiceUpdated leaves: the
+// first update after the lane starts learns the EL's own head (so a restarted proxy cannot
+// move an EL back), and a head the proxy never saw is looked up on the EL.
+func (l *Lane) staleAtSend(ctx context.Context, d *Delivery) bool {
+	l.mu.Lock()
+	asked := l.headAsked
+	l.headAsked = true
+	l.mu.Unlock()
+	if !asked {
+		if b, found, err := l.queryBlock(ctx, headRequest); err == nil && found {
+			l.raiseSentHead(b)
+		}
+	}
+	if !d.HeadKnown {
+		return l.staleUnknownHead(ctx, d)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	allowance := uint64(l.cfg.HeadAllowance / time.Second)
+	if l.floor.Timestamp != 0 && d.Head.Timestamp+allowance < l.floor.Timestamp {
+		l.drops[DropStaleHead]++
+		return true
+	}
+	return false
 }
 
 // Call sends d to the EL at once, outside the queue, and waits for the answer. It is for
@@ -537,6 +589,13 @@ func (l *Lane) record(d *Delivery, res Result) {
 	prev := l.state
 	l.state = next
 	l.lastLat = res.Latency
+	if next == StateUp && prev != StateUp {
+		l.needCatchUp = true // back, or first contact: it may have missed blocks
+	}
+	if next == StateUp && res.Resp.Status == engine.StatusSyncing &&
+		(d.Req.Class == engine.ClassNewPayload || d.Req.Class == engine.ClassForkchoice) {
+		l.needCatchUp = true // it lacks a parent or the head
+	}
 	if res.Err != nil {
 		l.failed++
 		l.lastErr, l.lastErrAt = res.Err.Error(), now
@@ -590,5 +649,6 @@ func (l *Lane) Stats() Stats {
 		Delivered: l.delivered, Failed: l.failed, Drops: drops,
 		LastStatus: l.status, LastError: l.lastErr, LastErrorAt: l.lastErrAt, LastOKAt: l.lastOKAt,
 		LastLatency: l.lastLat, Head: l.head, SentHead: l.sentHead, LastValid: l.lastValid,
+		CatchUp: l.catchUp, CatchUps: l.catchUps,
 	}
 }

@@ -1,0 +1,210 @@
+package proxy
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sync-proxy/sync-proxy/internal/clock"
+	"github.com/sync-proxy/sync-proxy/internal/engine"
+	"github.com/sync-proxy/sync-proxy/internal/upstream"
+)
+
+// chainEL is an execution client with no p2p peers, as far as the proxy can tell: it imports
+// a block only when it has its parent (SYNCING otherwise), follows forkchoiceUpdated to
+// blocks it has, and serves eth_getBlockByNumber("latest") and eth_getBlockByHash.
+type chainEL struct {
+	srv *httptest.Server
+
+	mu     sync.Mutex
+	down   bool
+	blocks map[engine.Hash]upstream.Block
+	head   upstream.Block
+	heads  []uint64 // every head it moved to, in order
+}
+
+func newChainEL(t *testing.T) *chainEL {
+	c := &chainEL{blocks: map[engine.Hash]upstream.Block{}}
+	g := upstream.Block{Hash: blockHash(0), Number: 0, Timestamp: blockTS(0)}
+	c.blocks[g.Hash], c.head = g, g
+	c.srv = httptest.NewServer(http.HandlerFunc(c.serve))
+	t.Cleanup(c.srv.Close)
+	return c
+}
+
+func (c *chainEL) setDown(down bool) {
+	c.mu.Lock()
+	c.down = down
+	c.mu.Unlock()
+}
+
+func (c *chainEL) headNumber() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.head.Number
+}
+
+func (c *chainEL) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.down { // as if the process were gone: the connection breaks
+		if hj, ok := w.(http.Hijacker); ok {
+			if conn, _, err := hj.Hijack(); err == nil {
+				conn.Close()
+				return
+			}
+		}
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
+	req, err := engine.Inspect(body)
+	if err != nil {
+		w.Write(engine.ErrorResponse(nil, &engine.Error{Code: -32700, Message: err.Error()}))
+		return
+	}
+	blockJSON := func(b upstream.Block) string {
+		return fmt.Sprintf(`{"hash":"%s","number":"0x%x","timestamp":"0x%x"}`, b.Hash, b.Number, b.Timestamp)
+	}
+	var result string
+	switch {
+	case req.Class == engine.ClassNewPayload:
+		b := req.Block
+		if _, ok := c.blocks[b.Parent]; !ok {
+			result = `{"status":"SYNCING","latestValidHash":null,"validationError":null}`
+			break
+		}
+		c.blocks[b.Hash] = upstream.Block{Hash: b.Hash, Number: b.Number, Timestamp: b.Timestamp}
+		result = fmt.Sprintf(`{"status":"VALID","latestValidHash":"%s","validationError":null}`, b.Hash)
+	case req.Class == engine.ClassForkchoice:
+		b, ok := c.blocks[req.Forkchoice.Head]
+		if !ok {
+			result = `{"payloadStatus":{"status":"SYNCING","latestValidHash":null,"validationError":null},"payloadId":null}`
+			break
+		}
+		c.head = b
+		c.heads = append(c.heads, b.Number)
+		result = fmt.Sprintf(`{"payloadStatus":{"status":"VALID","latestValidHash":"%s","validationError":null},"payloadId":null}`, b.Hash)
+	case req.Method == "eth_getBlockByNumber":
+		result = blockJSON(c.head)
+	case req.Method == "eth_getBlockByHash":
+		var h engine.Hash
+		// params[0] is the hash; the proxy writes it in a fixed place.
+		if i := len(`{"jsonrpc":"2.0","id":"sync-proxy-block","method":"eth_getBlockByHash","params":["`); len(body) > i+66 {
+			_ = h.UnmarshalText(body[i : i+66])
+		}
+		if b, ok := c.blocks[h]; ok {
+			result = blockJSON(b)
+		} else {
+			result = "null"
+		}
+	default:
+		result = "null"
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(engine.ResultResponse(req.ID, []byte(result)))
+}
+
+func chainRig(t *testing.T, n int) (*rig, []*chainEL) {
+	r := &rig{t: t, clk: clock.NewManual(time.Unix(int64(blockTS(1)), 0)), done: make(chan struct{})}
+	cfg := Config{Instance: "catchup", Election: testElection()}
+	var els []*chainEL
+	for i := range n {
+		c := newChainEL(t)
+		els = append(els, c)
+		cfg.ELs = append(cfg.ELs, upstream.Config{Name: fmt.Sprintf("el%d", i+1), URL: c.srv.URL, Role: upstream.RoleFollower, CatchUpInterval: time.Millisecond})
+	}
+	r.start(cfg)
+	return r, els
+}
+
+// drive sends blocks from..to as bn (newPayload then forkchoiceUpdated), waiting for the
+// lanes after each block like a slot would.
+func drive(r *rig, bn string, from, to uint64) {
+	for n := from; n <= to; n++ {
+		r.clk.Set(time.Unix(int64(blockTS(n)), 0))
+		r.post(bn, newPayloadBody(fmt.Sprintf(`"np%d"`, n), n))
+		r.post(bn, forkchoiceBody(fmt.Sprintf(`"fcu%d"`, n), n, false))
+		r.waitIdle()
+	}
+}
+
+// TestCatchUp: an EL that was unreachable for ten blocks gets them replayed in order when it
+// returns, and is back on the head at the first block after its return.
+func TestCatchUp(t *testing.T) {
+	r, els := chainRig(t, 3)
+	drive(r, "bn1", 1, 9)
+	els[1].setDown(true)
+	drive(r, "bn1", 10, 20)
+	if got := els[1].headNumber(); got != 9 {
+		t.Fatalf("down EL head %d, want 9", got)
+	}
+	els[1].setDown(false)
+	drive(r, "bn1", 21, 21)
+	for i, el := range els {
+		if got := el.headNumber(); got != 21 {
+			t.Errorf("el%d head %d, want 21", i+1, got)
+		}
+	}
+	st := r.p.Lanes()[1].Stats()
+	// Blocks 10..20, and 21 too when its first send (answered SYNCING) triggered the catch-up.
+	if st.CatchUp.Replayed < 11 || st.CatchUp.Replayed > 12 || st.CatchUp.Gap || st.CatchUp.ELHead.Number != 9 {
+		t.Fatalf("catch-up %+v, want blocks 10..20(21) replayed from head 9", st.CatchUp)
+	}
+	for i := 1; i < len(els[1].heads); i++ {
+		if els[1].heads[i] < els[1].heads[i-1] {
+			t.Fatalf("the returning EL's head moved back: %v", els[1].heads)
+		}
+	}
+}
+
+// TestCatchUpGap: an EL further behind than the ring gets the newest head (to sync over
+// p2p) and its status says so.
+func TestCatchUpGap(t *testing.T) {
+	r, els := chainRig(t, 2)
+	r.p.replay.maxBlocks = 5
+	drive(r, "bn1", 1, 3)
+	els[1].setDown(true)
+	drive(r, "bn1", 4, 15)
+	els[1].setDown(false)
+	drive(r, "bn1", 16, 16)
+	st := r.p.Lanes()[1].Stats()
+	if !st.CatchUp.Gap || st.CatchUp.Replayed != 0 {
+		t.Fatalf("catch-up %+v, want a gap", st.CatchUp)
+	}
+	if blocks, _ := r.p.replay.stats(); blocks != 5 {
+		t.Fatalf("ring holds %d blocks, want 5", blocks)
+	}
+}
+
+// TestStaleHeadAfterRestart: a proxy that has just started (no block index) never moves an
+// EL back, even for a head it has not seen: it asks the EL.
+func TestStaleHeadAfterRestart(t *testing.T) {
+	r1, els := chainRig(t, 1)
+	drive(r1, "bn1", 1, 20)
+	r1.close()
+
+	r := &rig{t: t, clk: r1.clk, done: make(chan struct{})}
+	r.start(Config{Instance: "restarted", Election: testElection(),
+		ELs: []upstream.Config{{Name: "el1", URL: els[0].srv.URL, Role: upstream.RoleFollower}}})
+	r.post("bn-restarting", forkchoiceBody(`"stale"`, 15, false))
+	r.waitIdle()
+	if got := els[0].headNumber(); got != 20 {
+		t.Fatalf("EL head %d after a stale update from a restarted proxy, want 20", got)
+	}
+	// Refused live, and again when a catch-up offered it as the newest update.
+	if st := r.p.Lanes()[0].Stats(); st.Drops[upstream.DropStaleHead] == 0 {
+		t.Fatalf("drops %v, want the stale head counted", st.Drops)
+	}
+	// The next real block still goes through.
+	r.post("bn-restarting", newPayloadBody(`"np21"`, 21))
+	r.post("bn-restarting", forkchoiceBody(`"fcu21"`, 21, false))
+	r.waitIdle()
+	if got := els[0].headNumber(); got != 21 {
+		t.Fatalf("EL head %d, want 21", got)
+	}
+}

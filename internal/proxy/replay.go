@@ -1,0 +1,122 @@
+package proxy
+
+import (
+	"sync"
+
+	"github.com/sync-proxy/sync-proxy/internal/engine"
+	"github.com/sync-proxy/sync-proxy/internal/upstream"
+)
+
+// replayRing keeps the newest newPayloads, bounded in blocks and in bytes, and the writer's
+// newest forkchoiceUpdated, so that an EL that comes back (or answers SYNCING because it
+// lacks a parent) can be given, in order, exactly what it missed. It implements
+// upstream.Replay.
+type replayRing struct {
+	maxBlocks int
+	maxBytes  int64
+
+	mu     sync.Mutex
+	order  []*upstream.Delivery // oldest first
+	byHash map[engine.Hash]*upstream.Delivery
+	bytes  int64
+	fcu    *upstream.Delivery // the writer's newest update, without payload attributes
+}
+
+var _ upstream.Replay = (*replayRing)(nil)
+
+func newReplayRing(maxBlocks int, maxBytes int64) *replayRing {
+	return &replayRing{maxBlocks: maxBlocks, maxBytes: maxBytes, byHash: make(map[engine.Hash]*upstream.Delivery)}
+}
+
+// add keeps a newPayload the proxy has just accepted for the first time.
+func (r *replayRing) add(d *upstream.Delivery) {
+	if r.maxBlocks == 0 {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.byHash[d.Req.Block.Hash]; ok {
+		return
+	}
+	r.order = append(r.order, d)
+	r.byHash[d.Req.Block.Hash] = d
+	r.bytes += int64(len(d.Body))
+	for len(r.order) > 1 && (len(r.order) > r.maxBlocks || r.bytes > r.maxBytes) {
+		old := r.order[0]
+		r.order[0] = nil
+		r.order = r.order[1:]
+		delete(r.byHash, old.Req.Block.Hash)
+		r.bytes -= int64(len(old.Body))
+	}
+}
+
+// setForkchoice keeps the writer's newest update. Payload attributes are stripped: a replay
+// must move the head, never start a build.
+func (r *replayRing) setForkchoice(d *upstream.Delivery) {
+	if d.Req.HasAttributes {
+		body, err := engine.WithoutAttributes(d.Body)
+		if err != nil {
+			return
+		}
+		req, err := engine.Inspect(body)
+		if err != nil {
+			return
+		}
+		c := *d
+		c.Body, c.Req = body, req
+		d = &c
+	}
+	r.mu.Lock()
+	r.fcu = d
+	r.mu.Unlock()
+}
+
+// Since walks back from the newest head through the ring's parent links and returns the
+// blocks after head, oldest first. When the walk reaches head, or a block whose parent is
+// head, the EL is connected; when the ring runs out first, gap is true and only the update
+// is returned: the EL must sync the rest over p2p. An EL on another branch gets the whole
+// canonical path the ring holds: it imports what it can.
+func (r *replayRing) Since(head upstream.Block) ([]*upstream.Delivery, *upstream.Delivery, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fcu == nil {
+		return nil, nil, false
+	}
+	var path []*upstream.Delivery
+	cur, ok := r.byHash[r.fcu.Req.Forkchoice.Head]
+	connected := r.fcu.Req.Forkchoice.Head == head.Hash
+	for ok && !connected {
+		if cur.Req.Block.Hash == head.Hash || cur.Req.Block.Number <= head.Number {
+			connected = cur.Req.Block.Hash == head.Hash
+			break
+		}
+		path = append(path, cur)
+		if cur.Req.Block.Parent == head.Hash {
+			connected = true
+			break
+		}
+		cur, ok = r.byHash[cur.Req.Block.Parent]
+	}
+	// path is newest first.
+	for i, j := 0, len(path)-1; i < j; i, j = i+1, j-1 {
+		path[i], path[j] = path[j], path[i]
+	}
+	switch {
+	case connected:
+		return path, r.fcu, false
+	case len(path) > 0 && path[0].Req.Block.Number <= head.Number+1:
+		// The walk reached the EL's height on another branch: send the branch.
+		return path, r.fcu, false
+	case len(path) > 0 && !ok:
+		// The ring does not reach back to the EL's head.
+		return nil, r.fcu, true
+	}
+	return path, r.fcu, false
+}
+
+// stats reports the ring's size.
+func (r *replayRing) stats() (blocks int, bytes int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.order), r.bytes
+}

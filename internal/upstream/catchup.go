@@ -1,0 +1,181 @@
+package upstream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/sync-proxy/sync-proxy/internal/engine"
+)
+
+// Replay is where a lane finds what an EL that fell behind missed. The proxy implements it
+// with a bounded ring of recent newPayloads and the writer's latest forkchoiceUpdated.
+type Replay interface {
+	// Since returns, oldest first, the newPayloads an EL whose head is head needs to reach
+	// the newest head, and the forkchoiceUpdated (without payload attributes) that sets it.
+	// gap is true when the ring does not reach back to head: the EL must sync over p2p.
+	Since(head Block) (payloads []*Delivery, forkchoice *Delivery, gap bool)
+}
+
+// CatchUp describes a lane's last catch-up.
+type CatchUp struct {
+	At       time.Time
+	ELHead   Block // the EL's own head when the catch-up started
+	Replayed int   // newPayloads re-sent
+	Gap      bool  // the EL is further behind than the replay ring reaches
+	Err      string
+}
+
+// headRequest asks an EL for its latest block; ELs serve eth_getBlockByNumber on the engine
+// port (execution-apis src/engine/common.md).
+var headRequest = []byte(`{"jsonrpc":"2.0","id":"sync-proxy-head","method":"eth_getBlockByNumber","params":["latest",false]}`)
+
+// blockRequest asks an EL for one block by hash.
+func blockRequest(h engine.Hash) []byte {
+	return []byte(`{"jsonrpc":"2.0","id":"sync-proxy-block","method":"eth_getBlockByHash","params":["` + h.String() + `",false]}`)
+}
+
+// queryBlock sends an eth_getBlockBy* request and returns the block, or found=false when the
+// EL does not have it.
+func (l *Lane) queryBlock(ctx context.Context, body []byte) (b Block, found bool, err error) {
+	req, err := engine.Inspect(body)
+	if err != nil {
+		return Block{}, false, fmt.Errorf("internal request: %w", err)
+	}
+	res := l.deliver(ctx, &Delivery{Req: req, Body: body})
+	if res.Err != nil {
+		return Block{}, false, res.Err
+	}
+	if res.Resp.Err != nil {
+		return Block{}, false, fmt.Errorf("%s: %w", req.Method, res.Resp.Err)
+	}
+	var v *struct {
+		Hash      engine.Hash `json:"hash"`
+		Number    string      `json:"number"`
+		Timestamp string      `json:"timestamp"`
+	}
+	if err := json.Unmarshal(res.Resp.Result, &v); err != nil {
+		return Block{}, false, fmt.Errorf("%s answer: %w", req.Method, err)
+	}
+	if v == nil {
+		return Block{}, false, nil
+	}
+	num, err1 := strconv.ParseUint(v.Number, 0, 64)
+	ts, err2 := strconv.ParseUint(v.Timestamp, 0, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return Block{}, false, fmt.Errorf("%s answer: %w", req.Method, err)
+	}
+	return Block{Hash: v.Hash, Number: num, Timestamp: ts}, true, nil
+}
+
+// wantsCatchUp reports whether a catch-up is due. Called on the lane goroutine.
+func (l *Lane) wantsCatchUp(now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.needCatchUp && l.cfg.Replay != nil && now.Sub(l.catchUp.At) >= l.cfg.CatchUpInterval && l.state == StateUp
+}
+
+// runCatchUp brings a returning or lagging EL back to the head before live traffic goes on:
+// it asks the EL for its head, re-sends in order the payloads it missed (each with a fresh
+// token), then the newest forkchoiceUpdated unless a newer one is already queued. Live
+// requests wait in the queue meanwhile, so nothing overtakes the replay.
+func (l *Lane) runCatchUp(ctx context.Context) {
+	cu := CatchUp{At: time.Now()}
+	l.mu.Lock()
+	l.needCatchUp = false
+	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		l.catchUp = cu
+		l.catchUps++
+		l.mu.Unlock()
+	}()
+
+	head, found, err := l.queryBlock(ctx, headRequest)
+	if err != nil || !found {
+		cu.Err = fmt.Sprintf("ask the EL for its head: %v", err)
+		l.retryCatchUp()
+		return
+	}
+	cu.ELHead = head
+	l.raiseSentHead(head)
+	payloads, fcu, gap := l.cfg.Replay.Since(head)
+	cu.Gap = gap
+	for _, d := range payloads {
+		res := l.deliver(ctx, d)
+		if res.Err != nil {
+			cu.Err = fmt.Sprintf("replay block %d: %v", d.Req.Block.Number, res.Err)
+			l.retryCatchUp()
+			return
+		}
+		cu.Replayed++
+	}
+	// The replayed update passes the same head guard as live ones: never move the EL back.
+	if fcu != nil && !l.forkchoiceQueued() && (fcu.Req.Forkchoice.Head != head.Hash || len(payloads) > 0) && !l.staleAtSend(ctx, fcu) {
+		res := l.deliver(ctx, fcu)
+		if res.Err != nil {
+			cu.Err = fmt.Sprintf("replay forkchoiceUpdated: %v", res.Err)
+			l.retryCatchUp()
+			return
+		}
+	}
+	if cu.Replayed > 0 || gap {
+		l.log.Info("execution client caught up", "el_head", head.Number, "replayed", cu.Replayed, "gap", gap)
+	}
+}
+
+func (l *Lane) retryCatchUp() {
+	l.mu.Lock()
+	l.needCatchUp = true
+	l.mu.Unlock()
+}
+
+// forkchoiceQueued reports whether a forkchoiceUpdated waits in the queue: it is the newest
+// the writer sent, so the catch-up need not send one.
+func (l *Lane) forkchoiceQueued() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, s := range l.queue {
+		if s.d.Req.Class == engine.ClassForkchoice {
+			return true
+		}
+	}
+	return false
+}
+
+// raiseSentHead makes the head guard at least as strict as the EL's own head: after a
+// restart of the proxy, no update may move the EL behind where it already is.
+func (l *Lane) raiseSentHead(b Block) {
+	l.mu.Lock()
+	if b.Timestamp > l.sentHead.Timestamp {
+		l.sentHead = b
+	}
+	if b.Timestamp > l.floor.Timestamp {
+		l.floor = b
+	}
+	l.mu.Unlock()
+}
+
+// staleUnknownHead resolves a forkchoiceUpdated head the proxy had not seen by asking the
+// EL, and reports whether it is older than the head the EL was last sent. An EL that does
+// not know the block either is being asked to sync to something new: that is forwarded.
+func (l *Lane) staleUnknownHead(ctx context.Context, d *Delivery) bool {
+	b, found, err := l.queryBlock(ctx, blockRequest(d.Req.Forkchoice.Head))
+	if err != nil || !found {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	allowance := uint64(l.cfg.HeadAllowance / time.Second)
+	if l.sentHead.Timestamp != 0 && b.Timestamp+allowance < l.sentHead.Timestamp {
+		l.drops[DropStaleHead]++
+		return true
+	}
+	if b.Timestamp >= l.sentHead.Timestamp {
+		l.sentHead = b
+	}
+	return false
+}
