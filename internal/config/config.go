@@ -40,6 +40,8 @@ type Config struct {
 	QueueSize     int
 	MaxBodyBytes  int64
 	HeadAllowance time.Duration
+	ReplayBlocks  int   // newPayloads kept to catch up a returning EL; 0 disables catch-up
+	ReplayBytes   int64 // bytes those may take
 
 	SlotDuration   time.Duration
 	SilenceTimeout time.Duration
@@ -51,6 +53,7 @@ type Config struct {
 	LogFormat   string
 	ShutdownMax time.Duration
 	Version     bool // print the version and exit
+	PProf       bool // serve Go profiles at /debug/pprof/ on the operations listener
 }
 
 // EL is one execution client (or chained proxy) as configured.
@@ -80,6 +83,8 @@ func Default() Config {
 		FailoverAfter:  time.Second,
 		QueueSize:      256,
 		MaxBodyBytes:   32 << 20,
+		ReplayBlocks:   64,
+		ReplayBytes:    256 << 20,
 		SlotDuration:   12 * time.Second,
 		SilenceTimeout: 18 * time.Second,
 		MaxWallLag:     36 * time.Second,
@@ -204,6 +209,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxWallLag < 0 || c.WriterMargin < 0 || c.HeadAllowance < 0 {
 		add("--max-wall-lag, --writer-margin and --head-allowance must not be negative")
+	}
+	if c.ReplayBlocks < 0 || c.ReplayBytes < 0 {
+		add("--replay-blocks and --replay-bytes must not be negative")
 	}
 	if c.QueueSize < 1 {
 		add("--queue-size %d: must be at least 1", c.QueueSize)

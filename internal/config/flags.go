@@ -26,6 +26,7 @@ func Parse(args []string, lookup func(string) (string, bool), usage io.Writer) (
 	var els, proxies, bns, builders listValue
 	var trusted listValue
 	maxBody := sizeValue{&c.MaxBodyBytes}
+	replayBytes := sizeValue{&c.ReplayBytes}
 
 	str := func(p *string, name, help string) { fs.StringVar(p, name, *p, help+envHelp(name)) }
 	dur := func(p *time.Duration, name, help string) { fs.Var(durValue{p}, name, help+envHelp(name)) }
@@ -42,6 +43,8 @@ func Parse(args []string, lookup func(string) (string, bool), usage io.Writer) (
 	fs.IntVar(&c.QueueSize, "queue-size", c.QueueSize, "requests held per EL; when full the oldest newPayload is dropped"+envHelp("queue-size"))
 	fs.Var(maxBody, "max-body", "largest request body accepted (e.g. 32MiB)"+envHelp("max-body"))
 	dur(&c.HeadAllowance, "head-allowance", "how much older than the head an EL was last sent a forkchoiceUpdated head may be (0: never move a head back)")
+	fs.IntVar(&c.ReplayBlocks, "replay-blocks", c.ReplayBlocks, "recent newPayloads kept to catch up an EL that comes back or lacks a parent (0 disables catch-up)"+envHelp("replay-blocks"))
+	fs.Var(replayBytes, "replay-bytes", "bytes the replayed newPayloads may take (e.g. 256MiB)"+envHelp("replay-bytes"))
 	fs.Var(&proxies, "proxies", "other sync-proxies to relay to, repeatable or comma-separated URLs (each may be url=URL,jwt-secret=FILE)"+envHelp("proxies"))
 	// Beacon nodes.
 	fs.Var(&bns, "bn", "beacon node, repeatable: name=N,jwt-secret=FILE[,id=JWT_ID][,beacon-api=URL]"+envHelp("bn"))
@@ -59,6 +62,7 @@ func Parse(args []string, lookup func(string) (string, bool), usage io.Writer) (
 	str(&c.LogLevel, "log-level", "debug, info, warn or error")
 	str(&c.LogFormat, "log-format", "text or json")
 	dur(&c.ShutdownMax, "shutdown-timeout", "how long shutdown may spend delivering what is queued")
+	fs.BoolVar(&c.PProf, "pprof", false, "serve Go profiles at /debug/pprof/ on the operations listener (off by default)"+envHelp("pprof"))
 	fs.BoolVar(&c.Version, "version", false, "print the version and exit")
 
 	// Flashbots sync-proxy aliases.
