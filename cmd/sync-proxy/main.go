@@ -49,7 +49,7 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		return 2
 	}
 	log := newLogger(cfg, stderr)
-	d, err := daemon.New(cfg, version, log)
+	d, err := daemon.New(cfg, daemon.Build{Version: version, Commit: commit}, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "sync-proxy: cannot start:\n%s\n", indent(err))
 		return 2

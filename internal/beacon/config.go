@@ -45,10 +45,17 @@ type Config struct {
 	// nodes racing on the same block, which are at most one slot apart, never swap the role.
 	// It must be at least one slot for the same reason.
 	PeerMargin time.Duration
+
+	// Genesis is the chain's genesis time (Unix seconds): slot s starts at
+	// Genesis + s·SlotDuration. 0 means unknown; then a head slot reported by a beacon node's
+	// REST API ([External.HeadSlot]) is shown but cannot count as progress, and [BN.HeadSlot]
+	// is 0.
+	Genesis uint64
 }
 
 // DefaultConfig returns the mainnet defaults: 12s slots, 18s silence timeout (1.5 slots),
-// 36s wall-clock lag (3 slots) and a 12s peer margin (1 slot).
+// 36s wall-clock lag (3 slots) and a 12s peer margin (1 slot). The genesis time is left
+// unknown: it depends on the network.
 func DefaultConfig() Config {
 	return Config{
 		SlotDuration:   DefaultSlotDuration,
@@ -87,5 +94,31 @@ func (c Config) Validate() error {
 	case slotOK && c.PeerMargin < c.SlotDuration:
 		bad("peer margin %s is shorter than one slot (%s): nodes racing on the same block would swap the role every slot", c.PeerMargin, c.SlotDuration)
 	}
+	if c.Genesis >= maxTimestamp {
+		bad("genesis time %d is not a Unix time in seconds", c.Genesis)
+	}
 	return errors.Join(errs...)
+}
+
+// SlotTime returns the start (Unix seconds) of slot s, and false when the genesis time is
+// unknown. Times past the year 2242 are clamped.
+func (c Config) SlotTime(s uint64) (uint64, bool) {
+	ms := uint64(c.SlotDuration / time.Millisecond)
+	if c.Genesis == 0 || ms == 0 {
+		return 0, false
+	}
+	if s > maxTimestamp*1000/ms {
+		return maxTimestamp, true
+	}
+	return min(c.Genesis+s*ms/1000, maxTimestamp), true
+}
+
+// SlotAt returns the slot that timestamp ts (Unix seconds) falls in, and false when the
+// genesis time is unknown or ts is before genesis.
+func (c Config) SlotAt(ts uint64) (uint64, bool) {
+	ms := uint64(c.SlotDuration / time.Millisecond)
+	if c.Genesis == 0 || ms == 0 || ts < c.Genesis {
+		return 0, false
+	}
+	return (min(ts, maxTimestamp) - c.Genesis) * 1000 / ms, true
 }

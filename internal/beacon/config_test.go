@@ -42,6 +42,8 @@ func TestConfigValidate(t *testing.T) {
 			Config{SlotDuration: 12 * s, SilenceTimeout: 6 * s, MaxWallLag: 6 * s, PeerMargin: 6 * s},
 			[]string{"silence timeout 6s is shorter than one slot", "max wall-clock lag 6s is shorter than one slot", "peer margin 6s is shorter than one slot"},
 		},
+		{"mainnet genesis", Config{SlotDuration: 12 * s, SilenceTimeout: 18 * s, PeerMargin: 12 * s, Genesis: 1606824023}, nil},
+		{"genesis in milliseconds", Config{SlotDuration: 12 * s, SilenceTimeout: 18 * s, PeerMargin: 12 * s, Genesis: 1606824023000}, []string{"genesis time 1606824023000 is not a Unix time in seconds"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

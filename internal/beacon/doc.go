@@ -20,9 +20,13 @@
 // milliseconds to seconds its head is still N: at most one slot, which PeerMargin (at
 // least one slot) absorbs and MaxWallLag (three slots) tolerates.
 //
-// The beacon REST API's head slot ([External.HeadSlot]) is shown but is not progress: it
-// says what the BN believes, not what it told the ELs, and turning slots into timestamps
-// would need the genesis time.
+// With the genesis time configured ([Config.Genesis]), the beacon REST API's head slot
+// ([External.HeadSlot], polled by internal/beaconapi) counts too: the BN's head is the later
+// of the Engine API head above and the start of that slot, as long as the last poll reached
+// the API (not [External.Offline]). This is the standard-API form of "the BN with the
+// highest slot": it lets a BN whose forkchoiceUpdated heads the proxy cannot resolve, or that
+// has not sent one yet, show its progress. A BN that is syncing or optimistic is unhealthy
+// whatever its head slot says. Without the genesis time the head slot is only shown.
 //
 // # Health
 //

@@ -50,8 +50,10 @@ type External struct {
 	Optimistic bool
 	// ELOffline is the API's el_offline.
 	ELOffline bool
-	// HeadSlot is the API's head_slot. It is shown, not used for election: progress is
-	// judged only by what the node tells the ELs over the Engine API.
+	// HeadSlot is the API's head_slot. With the genesis time known ([Config.Genesis]) and
+	// the API reachable (not Offline), the slot's start time counts as the node's head when it
+	// is ahead of the head the node showed over the Engine API (see doc.go); otherwise it is
+	// only shown.
 	HeadSlot uint64
 	// SyncDistance is the API's sync_distance. Shown, not used: Syncing is the node's own
 	// verdict on it.
@@ -79,6 +81,12 @@ type BN struct {
 	Requests uint64
 	// HeadTimestamp is the head timestamp election uses (0 = none yet); see doc.go.
 	HeadTimestamp uint64
+	// HeadSlot is the slot of HeadTimestamp (0 when the genesis time is unknown or there is
+	// no head).
+	HeadSlot uint64
+	// HeadFromBeaconAPI reports that HeadTimestamp comes from the beacon REST API's head
+	// slot ([External.HeadSlot]), which is ahead of what the node showed over the Engine API.
+	HeadFromBeaconAPI bool
 	// HeadFromForkchoice reports that HeadTimestamp comes from forkchoiceUpdated, not
 	// from newPayload (which is used only before the node's first forkchoiceUpdated).
 	HeadFromForkchoice bool
@@ -127,6 +135,7 @@ type node struct {
 	fcuHead             uint64 // latest resolved forkchoiceUpdated head timestamp
 	maxPayload          uint64
 	ext                 External
+	extHead             uint64 // start of ext.HeadSlot when it may count as the head (0 = not)
 
 	// Set by evaluate.
 	unhealthy Reason
@@ -137,6 +146,11 @@ type node struct {
 
 // head returns the head timestamp election uses (0 = none).
 func (n *node) head() uint64 {
+	return max(n.engineHead(), n.extHead)
+}
+
+// engineHead returns the head the node showed over the Engine API (0 = none).
+func (n *node) engineHead() uint64 {
 	if n.fcuSeen {
 		return n.fcuHead
 	}
@@ -259,6 +273,10 @@ func (t *Tracker) SetExternal(bn string, e External) (change *Change) {
 			t.nodes[bn] = n
 		}
 		n.ext = e
+		n.extHead = 0
+		if e.Known && !e.Offline {
+			n.extHead, _ = t.cfg.SlotTime(e.HeadSlot)
+		}
 	}
 	change = t.evaluate(t.clk.Now())
 	t.finish(change)
@@ -311,6 +329,7 @@ func (t *Tracker) Snapshot() []BN {
 			LastSeen:            n.lastSeen,
 			Requests:            n.requests,
 			HeadTimestamp:       h,
+			HeadFromBeaconAPI:   n.extHead > n.engineHead(),
 			HeadFromForkchoice:  n.fcuSeen,
 			MaxPayloadTimestamp: n.maxPayload,
 			Healthy:             r == "",
@@ -320,6 +339,7 @@ func (t *Tracker) Snapshot() []BN {
 		}
 		if h != 0 {
 			b.LagSlots = float64(wallLag(now.UnixNano(), h)) / float64(t.cfg.SlotDuration)
+			b.HeadSlot, _ = t.cfg.SlotAt(h)
 		}
 		out = append(out, b)
 	}

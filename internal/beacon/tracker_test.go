@@ -499,7 +499,7 @@ func TestExternal(t *testing.T) {
 		{"execution client offline", External{Known: true, ELOffline: true}, false},
 		{"healthy", External{Known: true, HeadSlot: 10}, true},
 		{"unknown is ignored", External{Syncing: true, Offline: true}, true},
-		{"head slot is not progress", External{Known: true, HeadSlot: 1 << 40}, true},
+		{"head slot without the genesis time is not progress", External{Known: true, HeadSlot: 1 << 40}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -811,4 +811,97 @@ func BenchmarkObserveParallel(b *testing.B) {
 			tr.Observe(name, Observation{HeadTimestamp: head, HeadKnown: true})
 		}
 	})
+}
+
+// TestExternalHeadSlot: with the genesis time known, the beacon API's head slot counts as
+// the node's head when it is ahead of the Engine API head and the API was reached.
+func TestExternalHeadSlot(t *testing.T) {
+	withGenesis := testConfig()
+	withGenesis.Genesis = uint64(genesis.Unix())
+	tests := []struct {
+		name       string
+		cfg        Config
+		ext        External // b's report; a and b both showed slot 10 over the Engine API
+		wantWriter string
+		wantHead   uint64 // b's head timestamp
+		fromAPI    bool
+	}{
+		{"ahead by two slots takes the role", withGenesis, External{Known: true, HeadSlot: 12}, "b", slotTS(12), true},
+		{"ahead by one slot does not", withGenesis, External{Known: true, HeadSlot: 11}, "a", slotTS(11), true},
+		{"behind the Engine API head is ignored", withGenesis, External{Known: true, HeadSlot: 3}, "a", slotTS(10), false},
+		{"without the genesis time it is only shown", testConfig(), External{Known: true, HeadSlot: 12}, "a", slotTS(10), false},
+		{"an unreachable API does not count", withGenesis, External{Known: true, Offline: true, HeadSlot: 12}, "a", slotTS(10), false},
+		{"an unknown report does not count", withGenesis, External{HeadSlot: 12}, "a", slotTS(10), false},
+		{"a nonsense slot is clamped", withGenesis, External{Known: true, HeadSlot: 1 << 62}, "b", maxTimestamp, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, tt.cfg)
+			h.at(slotStart(10)).block("a", 10)
+			h.block("b", 10)
+			h.at(slotStart(10).Add(time.Second))
+			h.tr.SetExternal("b", tt.ext)
+			h.wantWriter(tt.wantWriter)
+			b := h.bn("b")
+			if b.HeadTimestamp != tt.wantHead || b.HeadFromBeaconAPI != tt.fromAPI {
+				t.Fatalf("b = %+v; want head %d from the beacon API %v", b, tt.wantHead, tt.fromAPI)
+			}
+		})
+	}
+	t.Run("a head slot is progress for a node whose heads are unresolved", func(t *testing.T) {
+		h := newHarness(t, withGenesis)
+		h.at(slotStart(10))
+		h.tr.Observe("a", Observation{HeadKnown: true}) // an unresolved head: no head yet
+		if a := h.bn("a"); a.Healthy || a.Unhealthy != ReasonNoHead {
+			t.Fatalf("a = %+v; want no head", a)
+		}
+		h.tr.SetExternal("a", External{Known: true, HeadSlot: 10})
+		if a := h.bn("a"); !a.Healthy || a.HeadTimestamp != slotTS(10) || a.HeadSlot != 10 {
+			t.Fatalf("a = %+v; want healthy at slot 10", a)
+		}
+		// Ten slots later the API still says slot 10: behind the wall clock.
+		h.at(slotStart(20))
+		h.tr.Observe("a", Observation{HeadKnown: true})
+		if a := h.bn("a"); a.Unhealthy != ReasonWallLag || a.LagSlots != 10 {
+			t.Fatalf("a = %+v; want behind wall clock by 10 slots", a)
+		}
+		// The API goes down: its head no longer counts.
+		h.tr.SetExternal("a", External{Known: true, Offline: true, HeadSlot: 20})
+		if a := h.bn("a"); a.HeadTimestamp != 0 || a.Unhealthy != ReasonExternal {
+			t.Fatalf("a = %+v; want no head, unhealthy per beacon api", a)
+		}
+	})
+}
+
+func TestSlotMath(t *testing.T) {
+	c := Config{SlotDuration: 12 * time.Second, Genesis: 1606824023}
+	tests := []struct {
+		name   string
+		cfg    Config
+		slot   uint64
+		ts     uint64
+		tsOK   bool
+		slotOK bool
+	}{
+		{"mainnet Cancun", c, 8626176, 1710338135, true, true},
+		{"genesis", c, 0, 1606824023, true, true},
+		{"no genesis", Config{SlotDuration: 12 * time.Second}, 1, 0, false, false},
+		{"sub-second slots", Config{SlotDuration: 500 * time.Millisecond, Genesis: 100}, 4, 102, true, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if ts, ok := tt.cfg.SlotTime(tt.slot); ts != tt.ts || ok != tt.tsOK {
+				t.Errorf("SlotTime(%d) = %d, %v; want %d, %v", tt.slot, ts, ok, tt.ts, tt.tsOK)
+			}
+			if s, ok := tt.cfg.SlotAt(tt.ts); ok != tt.slotOK || (ok && s != tt.slot) {
+				t.Errorf("SlotAt(%d) = %d, %v; want %d, %v", tt.ts, s, ok, tt.slot, tt.slotOK)
+			}
+		})
+	}
+	if s, ok := c.SlotAt(c.Genesis - 1); ok {
+		t.Errorf("SlotAt(before genesis) = %d, true", s)
+	}
+	if ts, _ := c.SlotTime(1 << 63); ts != maxTimestamp {
+		t.Errorf("SlotTime(2^63) = %d, want clamped to %d", ts, uint64(maxTimestamp))
+	}
 }

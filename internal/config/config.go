@@ -47,6 +47,10 @@ type Config struct {
 	SilenceTimeout time.Duration
 	MaxWallLag     time.Duration
 	WriterMargin   time.Duration
+	Network        string // mainnet, sepolia, hoodi or "" (see network.go)
+	GenesisTime    uint64 // Unix seconds; 0: from Network, or unknown
+
+	CapabilitiesRefresh time.Duration // max age of an EL's cached exchangeCapabilities list
 
 	InstanceID  string
 	LogLevel    string
@@ -92,6 +96,8 @@ func Default() Config {
 		LogLevel:       "info",
 		LogFormat:      "text",
 		ShutdownMax:    10 * time.Second,
+
+		CapabilitiesRefresh: 5 * time.Minute,
 	}
 }
 
@@ -201,6 +207,7 @@ func (c Config) Validate() error {
 	}{
 		{"--jwt-max-drift", c.JWTMaxDrift}, {"--dial-timeout", c.DialTimeout}, {"--failover-after", c.FailoverAfter},
 		{"--slot-duration", c.SlotDuration}, {"--silence-timeout", c.SilenceTimeout}, {"--shutdown-timeout", c.ShutdownMax},
+		{"--capabilities-refresh", c.CapabilitiesRefresh},
 	}
 	for _, p := range positive {
 		if p.d <= 0 {
@@ -213,6 +220,7 @@ func (c Config) Validate() error {
 	if c.ReplayBlocks < 0 || c.ReplayBytes < 0 {
 		add("--replay-blocks and --replay-bytes must not be negative")
 	}
+	errs = append(errs, c.validateNetwork()...)
 	if c.QueueSize < 1 {
 		add("--queue-size %d: must be at least 1", c.QueueSize)
 	}

@@ -57,6 +57,9 @@ func Parse(args []string, lookup func(string) (string, bool), usage io.Writer) (
 	dur(&c.SilenceTimeout, "silence-timeout", "the writer beacon node loses the role after this long without a request")
 	dur(&c.MaxWallLag, "max-wall-lag", "a beacon node whose head is older than this behind the wall clock is unhealthy (0 disables)")
 	dur(&c.WriterMargin, "writer-margin", "a healthy beacon node ahead of the writer by more than this takes over")
+	str(&c.Network, "network", "named network ("+networkNames+"): sets the genesis time; lag is reported in slots and beacon API head slots count in the election")
+	fs.Uint64Var(&c.GenesisTime, "genesis-time", c.GenesisTime, "genesis time in Unix seconds, for a network --network does not name (default: from --network)"+envHelp("genesis-time"))
+	dur(&c.CapabilitiesRefresh, "capabilities-refresh", "direct mode: how old an EL's cached engine_exchangeCapabilities list may be before a beacon node's call fetches it again")
 	// Process.
 	str(&c.InstanceID, "instance-id", "this proxy's name in chained requests' Via header (default: random)")
 	str(&c.LogLevel, "log-level", "debug, info, warn or error")

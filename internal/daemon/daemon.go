@@ -15,11 +15,16 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sync-proxy/sync-proxy/internal/beacon"
+	"github.com/sync-proxy/sync-proxy/internal/beaconapi"
 	"github.com/sync-proxy/sync-proxy/internal/clock"
 	"github.com/sync-proxy/sync-proxy/internal/config"
 	"github.com/sync-proxy/sync-proxy/internal/jwtauth"
+	"github.com/sync-proxy/sync-proxy/internal/metrics"
 	"github.com/sync-proxy/sync-proxy/internal/proxy"
+	"github.com/sync-proxy/sync-proxy/internal/status"
 	"github.com/sync-proxy/sync-proxy/internal/upstream"
 )
 
@@ -32,6 +37,7 @@ type Daemon struct {
 	log     *slog.Logger
 	version string
 	proxy   *proxy.Proxy
+	poller  *beaconapi.Poller // beacon nodes' REST APIs
 	ops     http.Handler
 
 	mu      sync.Mutex
@@ -40,8 +46,15 @@ type Daemon struct {
 	ready   chan struct{}
 }
 
+// Build identifies the binary: its version and the commit it was built from.
+type Build struct {
+	Version string
+	Commit  string
+}
+
 // New loads every secret, builds every component and reports every problem at once.
-func New(cfg config.Config, version string, log *slog.Logger) (*Daemon, error) {
+func New(cfg config.Config, build Build, log *slog.Logger) (*Daemon, error) {
+	version := build.Version
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -121,11 +134,16 @@ func New(cfg config.Config, version string, log *slog.Logger) (*Daemon, error) {
 	}
 
 	d := &Daemon{cfg: cfg, log: log, version: version, ready: make(chan struct{})}
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg, metrics.Options{Version: version, Commit: build.Commit, SlotDuration: cfg.SlotDuration, Runtime: true})
+	if err != nil {
+		return nil, err
+	}
 	p, err := proxy.New(proxy.Config{
 		ELs: els,
 		Election: beacon.Config{
 			SlotDuration: cfg.SlotDuration, SilenceTimeout: cfg.SilenceTimeout,
-			MaxWallLag: cfg.MaxWallLag, PeerMargin: cfg.WriterMargin,
+			MaxWallLag: cfg.MaxWallLag, PeerMargin: cfg.WriterMargin, Genesis: cfg.Genesis(),
 		},
 		Verifier:       verifier,
 		SharedKeyName:  sharedKey,
@@ -133,12 +151,28 @@ func New(cfg config.Config, version string, log *slog.Logger) (*Daemon, error) {
 		MaxBodyBytes:   cfg.MaxBodyBytes,
 		FailoverAfter:  cfg.FailoverAfter,
 		Instance:       cfg.InstanceID,
+		ReplayBlocks:   replayBlocks(cfg.ReplayBlocks),
+		ReplayBytes:    cfg.ReplayBytes,
+		Hooks:          m.ProxyHooks(),
+
+		CapabilitiesRefresh: cfg.CapabilitiesRefresh,
 	}, clk, log)
 	if err != nil {
 		return nil, err
 	}
 	d.proxy = p
-	d.ops = d.opsHandler()
+	if d.poller, err = newPoller(cfg, p.Tracker(), clk, ua, log); err != nil {
+		return nil, err
+	}
+	so := status.Options{Version: version, Commit: build.Commit, SlotDuration: cfg.SlotDuration, Clock: clk}
+	if err := m.Watch(p, so); err != nil {
+		return nil, err
+	}
+	st, err := status.NewServer(p, so)
+	if err != nil {
+		return nil, err
+	}
+	d.ops = d.opsHandler(reg, st)
 	return d, nil
 }
 
@@ -210,6 +244,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer stopLanes()
 	var wg sync.WaitGroup
 	wg.Go(func() { d.proxy.Run(laneCtx) })
+	wg.Go(func() { d.poller.Run(laneCtx) })
 
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- serve(engineSrv, engineL) }()
@@ -261,4 +296,13 @@ func addrString(l net.Listener) string {
 		return "off"
 	}
 	return l.Addr().String()
+}
+
+// replayBlocks maps the flag (0 disables catch-up) to proxy.Config (0 means the default,
+// negative disables).
+func replayBlocks(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }

@@ -30,8 +30,12 @@
 // malformed escapes in them. The execution client decodes those values and
 // rejects them itself, and validating them would double the cost of the scan.
 // Every other part of the grammar (nesting, commas, colons, literals, numbers,
-// trailing bytes) is checked everywhere, so a body Inspect accepts is a body
-// every JSON decoder splits into the same members.
+// trailing bytes) is checked everywhere, so a body Inspect accepts is split
+// into the same members by every JSON decoder that accepts it.
+//
+// Inspect reads the members in the order they come. Beacon nodes send
+// "method" before "params"; when a body puts "params" first, Inspect skips
+// it, and walks it again once the method is known.
 //
 // Because the proxy must route on exactly what the execution client will
 // read, ambiguous member names are refused rather than resolved: a duplicated

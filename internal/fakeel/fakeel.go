@@ -5,8 +5,10 @@
 package fakeel
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"net"
 	"net/http"
@@ -46,6 +48,12 @@ type Received struct {
 	Size    int
 	At      time.Time
 	Headers http.Header
+	// PayloadID is a getPayload request's payload id.
+	PayloadID string
+	// Body is the request as received, kept only for reads (getPayload, exchangeCapabilities,
+	// getClientVersionV1, getBlobs, eth_* ...): newPayload and forkchoiceUpdated bodies are
+	// large and many.
+	Body []byte
 }
 
 // EL is a fake execution client. Create it with New; Close it when done.
@@ -66,13 +74,19 @@ type EL struct {
 	notify   chan struct{}
 	payload  int
 	onReq    func(Received)
+	idBase   uint64                     // added to every payload id this EL issues
+	strict   bool                       // getPayload of an id this EL did not issue is -38001
+	issued   map[string]bool            // payload ids issued (strict mode)
+	results  map[string]json.RawMessage // per-method result overrides
+	errs     map[string]*engine.Error   // per-method error answers
 }
 
 // New starts a fake EL on 127.0.0.1. When secret is non-nil every request must carry a token
 // signed with it (401 otherwise), as geth does.
 func New(name string, secret *jwtauth.Secret) *EL {
 	e := &EL{Name: name, release: make(chan struct{}), status: engine.StatusValid,
-		verdicts: map[engine.Hash]engine.Status{}, notify: make(chan struct{})}
+		verdicts: map[engine.Hash]engine.Status{}, notify: make(chan struct{}),
+		issued: map[string]bool{}, results: map[string]json.RawMessage{}, errs: map[string]*engine.Error{}}
 	if secret != nil {
 		v, err := jwtauth.NewVerifier([]jwtauth.Key{{Name: name, Secret: *secret}}, 60*time.Second, clock.Real{})
 		if err != nil {
@@ -127,6 +141,58 @@ func (e *EL) SetStatus(s engine.Status) {
 func (e *EL) SetVerdict(h engine.Hash, s engine.Status) {
 	e.mu.Lock()
 	e.verdicts[h] = s
+	e.mu.Unlock()
+}
+
+// SetResult makes every request for method answer with result (a JSON value), whatever the
+// behavior-independent default would be; nil removes the override. It does not apply to
+// newPayload and forkchoiceUpdated.
+func (e *EL) SetResult(method string, result json.RawMessage) {
+	e.mu.Lock()
+	if result == nil {
+		delete(e.results, method)
+	} else {
+		e.results[method] = result
+	}
+	e.mu.Unlock()
+}
+
+// SetCapabilities makes engine_exchangeCapabilities answer with methods.
+func (e *EL) SetCapabilities(methods ...string) {
+	b, err := json.Marshal(append([]string{}, methods...))
+	if err != nil {
+		panic(fmt.Sprintf("fakeel: %v", err)) // []string always marshals
+	}
+	e.SetResult(engine.MethodExchangeCapabilities, b)
+}
+
+// SetError makes every request for method answer with the JSON-RPC error (code, message);
+// code 0 removes it.
+func (e *EL) SetError(method string, code int, message string) {
+	e.mu.Lock()
+	if code == 0 {
+		delete(e.errs, method)
+	} else {
+		e.errs[method] = &engine.Error{Code: code, Message: message}
+	}
+	e.mu.Unlock()
+}
+
+// SetPayloadIDBase adds base to every payload id the EL issues from now on. By default ELs
+// that received the same requests issue the same ids, as geth does (its id hashes the
+// build's parent and attributes); a base makes them differ, as between clients.
+func (e *EL) SetPayloadIDBase(base uint64) {
+	e.mu.Lock()
+	e.idBase = base
+	e.mu.Unlock()
+}
+
+// SetStrictPayloads makes getPayload answer -38001 (unknown payload) for an id this EL did
+// not issue in a forkchoiceUpdated answer, as a real execution client does. Off by default:
+// any id gets a payload.
+func (e *EL) SetStrictPayloads(on bool) {
+	e.mu.Lock()
+	e.strict = on
 	e.mu.Unlock()
 }
 
@@ -194,7 +260,11 @@ func (e *EL) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec := Received{Method: req.Method, ID: string(req.ID), Class: req.Class, Block: req.Block,
-		Head: req.Forkchoice.Head, Attrs: req.HasAttributes, Size: len(body), At: time.Now(), Headers: r.Header.Clone()}
+		Head: req.Forkchoice.Head, Attrs: req.HasAttributes, Size: len(body), At: time.Now(), Headers: r.Header.Clone(),
+		PayloadID: req.PayloadID}
+	if req.Class != engine.ClassNewPayload && req.Class != engine.ClassForkchoice {
+		rec.Body = body
+	}
 
 	e.mu.Lock()
 	e.got = append(e.got, rec)
@@ -205,7 +275,18 @@ func (e *EL) serve(w http.ResponseWriter, r *http.Request) {
 		status = v
 	}
 	e.payload++
-	pid := e.payload
+	pid := uint64(e.payload)
+	if req.Class == engine.ClassForkchoice {
+		pid = buildID(req) + e.idBase
+		if req.HasAttributes && status == engine.StatusValid {
+			e.issued[fmt.Sprintf("0x%016x", pid)] = true
+		}
+	}
+	override, hasOverride := e.results[req.Method]
+	rpcErr := e.errs[req.Method]
+	if req.Class == engine.ClassGetPayload && e.strict && !e.issued[req.PayloadID] {
+		rpcErr = &engine.Error{Code: engine.CodeUnknownPayload, Message: "Unknown payload"}
+	}
 	e.mu.Unlock()
 	if onReq != nil {
 		onReq(rec)
@@ -241,11 +322,18 @@ func (e *EL) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "stale token", http.StatusUnauthorized)
 		return
 	}
-	writeJSON(w, engine.ResultResponse(req.ID, e.result(req, status, pid)))
+	switch {
+	case rpcErr != nil:
+		writeJSON(w, engine.ErrorResponse(req.ID, rpcErr))
+	case hasOverride && req.Class != engine.ClassNewPayload && req.Class != engine.ClassForkchoice:
+		writeJSON(w, engine.ResultResponse(req.ID, override))
+	default:
+		writeJSON(w, engine.ResultResponse(req.ID, e.result(req, status, pid)))
+	}
 }
 
 // result is a plausible answer to req.
-func (e *EL) result(req engine.Request, status engine.Status, pid int) json.RawMessage {
+func (e *EL) result(req engine.Request, status engine.Status, pid uint64) json.RawMessage {
 	lvh := "null"
 	switch req.Class {
 	case engine.ClassNewPayload:
@@ -263,7 +351,7 @@ func (e *EL) result(req engine.Request, status engine.Status, pid int) json.RawM
 		}
 		return json.RawMessage(fmt.Sprintf(`{"payloadStatus":{"status":%q,"latestValidHash":%s,"validationError":null},"payloadId":%s}`, status, lvh, id))
 	case engine.ClassGetPayload:
-		return json.RawMessage(fmt.Sprintf(`{"executionPayload":{"blockHash":"0x%064x","timestamp":"0x1"},"blockValue":"0x0","builtBy":%q}`, pid, e.Name))
+		return json.RawMessage(fmt.Sprintf(`{"executionPayload":{"blockHash":"0x%064x","timestamp":"0x1"},"blockValue":"0x0","builtBy":%q,"payloadId":%q}`, pid, e.Name, req.PayloadID))
 	}
 	switch {
 	case req.Method == engine.MethodExchangeCapabilities:
@@ -274,6 +362,18 @@ func (e *EL) result(req engine.Request, status engine.Status, pid int) json.RawM
 		return json.RawMessage(`"0x10"`)
 	}
 	return json.RawMessage(`null`)
+}
+
+// buildID is the payload id of a build, derived from what the build is made of (the head and
+// the attributes' timestamp) as geth derives it: every EL that gets the same forkchoiceUpdated
+// issues the same id unless SetPayloadIDBase is used.
+func buildID(req engine.Request) uint64 {
+	h := fnv.New64a()
+	h.Write(req.Forkchoice.Head[:])
+	var ts [8]byte
+	binary.BigEndian.PutUint64(ts[:], req.AttributesTimestamp)
+	h.Write(ts[:])
+	return h.Sum64() >> 1 // leave room for a base
 }
 
 func writeJSON(w http.ResponseWriter, b []byte) {

@@ -165,23 +165,9 @@ func (p *Proxy) learn(l *upstream.Lane, s *upstream.Slot) {
 		}
 	}
 	if id := res.Resp.PayloadID; id != "" {
-		idx := p.laneIndex(l)
-		p.builders.update(id, func(v []int, _ bool) []int {
-			// A fresh slice: readers hold the old one without the lock.
-			next := make([]int, 0, len(v)+1)
-			if l.Role() == upstream.RolePrimary {
-				next = append(next, idx)
-			}
-			for _, i := range v {
-				if i != idx {
-					next = append(next, i)
-				}
-			}
-			if l.Role() != upstream.RolePrimary {
-				next = append(next, idx)
-			}
-			return next
-		})
+		// With the request known, a getPayload for one EL's id can fall back to the id
+		// another EL issued for the same build (ids differ between client brands).
+		p.builders.issue(id, p.laneIndex(l), l.Role() == upstream.RolePrimary, d)
 	}
 }
 

@@ -183,7 +183,12 @@ func TestAuthIdentity(t *testing.T) {
 	}
 	r.waitIdle()
 	for i, el := range r.els {
-		got := el.Methods()
+		var got []string
+		for _, m := range el.Methods() {
+			if strings.HasPrefix(m, "engine_") { // not the lane's own head look-ups
+				got = append(got, m)
+			}
+		}
 		if len(got) != 2 {
 			t.Errorf("%s got %v, want the block and the update", el.Name, got)
 		}

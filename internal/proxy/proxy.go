@@ -46,8 +46,19 @@ type Config struct {
 	Instance string
 	// BlockIndexSize bounds the block hash → number/timestamp index. Default 8192.
 	BlockIndexSize int
+	// ReplayBlocks and ReplayBytes bound the ring of recent newPayloads replayed to an EL
+	// that comes back. Defaults 64 blocks (two epochs) and 256 MiB; ReplayBlocks < 0
+	// disables catch-up.
+	ReplayBlocks int
+	ReplayBytes  int64
 	// Hooks report what happens (metrics). Optional.
 	Hooks Hooks
+	// PayloadIDTTL is how long a payloadId stays routable after an EL issued it (see
+	// build.go). Default DefaultPayloadIDTTLSlots slots of Election.SlotDuration.
+	PayloadIDTTL time.Duration
+	// CapabilitiesRefresh is how old an EL's cached engine_exchangeCapabilities list may be
+	// before a beacon node's call fetches it again. Default DefaultCapabilitiesRefresh.
+	CapabilitiesRefresh time.Duration
 }
 
 // Hooks are optional callbacks for observers. They must not block.
@@ -95,7 +106,11 @@ type Proxy struct {
 	// verdicts maps a forkchoiceUpdated head to the answer the ELs gave the writer.
 	verdicts *recent[engine.Hash, engine.Response]
 	// builders maps a payloadId to the lanes whose EL issued it, primary first.
-	builders *recent[string, []int]
+	builders *buildBook
+	// caps caches the engine_exchangeCapabilities lists.
+	caps *capabilities
+	// replay holds what a returning EL may have missed.
+	replay *replayRing
 
 	writerMu   sync.Mutex
 	writerHead engine.Hash // head of the last forkchoiceUpdated forwarded from the writer
@@ -123,6 +138,12 @@ func New(cfg Config, clk clock.Clock, log *slog.Logger) (*Proxy, error) {
 	if cfg.BlockIndexSize == 0 {
 		cfg.BlockIndexSize = 8192
 	}
+	if cfg.ReplayBlocks == 0 {
+		cfg.ReplayBlocks = 64
+	}
+	if cfg.ReplayBytes == 0 {
+		cfg.ReplayBytes = 256 << 20
+	}
 	var problems []error
 	if len(cfg.ELs) == 0 {
 		problems = append(problems, errors.New("no execution clients configured"))
@@ -141,7 +162,9 @@ func New(cfg Config, clk clock.Clock, log *slog.Logger) (*Proxy, error) {
 		blocks:   beacon.NewBlockIndex(cfg.BlockIndexSize),
 		payloads: newRecent[engine.Hash, []*upstream.Slot](1024),
 		verdicts: newRecent[engine.Hash, engine.Response](256),
-		builders: newRecent[string, []int](256),
+		builders: newBuildBook(clk, payloadIDTTL(cfg)),
+		caps:     newCapabilities(clk, cfg.CapabilitiesRefresh, len(cfg.ELs)),
+		replay:   newReplayRing(max(cfg.ReplayBlocks, 0), cfg.ReplayBytes),
 		diverge:  divergence.New(divergence.Options{Clock: clk}),
 	}
 	names := make(map[string]bool)
@@ -158,6 +181,9 @@ func New(cfg Config, clk clock.Clock, log *slog.Logger) (*Proxy, error) {
 		}
 		ec.Hooks = p.laneHooks(cfg.Hooks.Lane)
 		ec.Instance = cfg.Instance
+		if cfg.ReplayBlocks > 0 && ec.Role != upstream.RoleRelay {
+			ec.Replay = p.replay
+		}
 		l, err := upstream.New(ec, log.With("component", "upstream"))
 		if err != nil {
 			problems = append(problems, err)
@@ -221,19 +247,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		httpError(w, http.StatusMethodNotAllowed, "method not allowed: the Engine API takes POST")
+	if r.Method == http.MethodGet && r.URL.Path == "/healthz" { // liveness, for load balancers
+		outcome = OutcomeAnswered
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok\n")
 		return
 	}
-	if !jsonContentType(r.Header.Get("Content-Type")) {
-		httpError(w, http.StatusUnsupportedMediaType, "invalid content type, only application/json is supported")
-		return
-	}
-	if r.ContentLength > p.cfg.MaxBodyBytes {
-		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("content length too large (%d>%d)", r.ContentLength, p.cfg.MaxBodyBytes))
-		return
-	}
+	// The token first, as geth checks it: an unauthenticated caller learns nothing else.
 	jwtName := ""
 	if p.cfg.Verifier != nil {
 		name, err := p.cfg.Verifier.Verify(r.Header.Get("Authorization"))
@@ -251,6 +271,19 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if name != p.cfg.SharedKeyName {
 			jwtName = name
 		}
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		httpError(w, http.StatusMethodNotAllowed, "method not allowed: the Engine API takes POST")
+		return
+	}
+	if !jsonContentType(r.Header.Get("Content-Type")) {
+		httpError(w, http.StatusUnsupportedMediaType, "invalid content type, only application/json is supported")
+		return
+	}
+	if r.ContentLength > p.cfg.MaxBodyBytes {
+		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("content length too large (%d>%d)", r.ContentLength, p.cfg.MaxBodyBytes))
+		return
 	}
 	body, err := readBody(w, r, p.cfg.MaxBodyBytes)
 	if err != nil {
@@ -309,10 +342,14 @@ func (p *Proxy) newPayload(ctx context.Context, d *upstream.Delivery) ([]byte, O
 	sent := false
 	p.enqMu.Lock()
 	slots := p.payloads.update(b.Hash, func(prev []*upstream.Slot, seen bool) []*upstream.Slot {
+		if !seen {
+			p.replay.add(d)
+		}
 		next := make([]*upstream.Slot, len(p.lanes))
 		for i, l := range p.lanes {
 			if seen && !needsResend(prev[i]) {
 				next[i] = prev[i]
+				l.CountDeduplicated()
 				continue
 			}
 			next[i] = l.Enqueue(d)
@@ -367,6 +404,7 @@ func (p *Proxy) forkchoice(ctx context.Context, d *upstream.Delivery) ([]byte, O
 		p.writerMu.Lock()
 		p.writerHead = head
 		p.writerMu.Unlock()
+		p.replay.setForkchoice(d)
 	}
 	slots := make([]*upstream.Slot, len(p.lanes))
 	p.enqMu.Lock()
@@ -405,6 +443,14 @@ func (p *Proxy) read(ctx context.Context, d *upstream.Delivery) ([]byte, Outcome
 			Code:    engine.CodeMethodNotFound,
 			Message: "sync-proxy runs in mirror mode and forwards only newPayload and forkchoiceUpdated; the beacon node's own execution client answers " + d.Req.Method,
 		}), OutcomeRejected
+	}
+	switch {
+	case d.Req.Method == engine.MethodExchangeCapabilities:
+		return p.exchangeCapabilities(ctx, d)
+	case d.Req.Method == engine.MethodGetClientVersionV1:
+		return p.clientVersion(ctx, d)
+	case d.Req.Class == engine.ClassGetPayload:
+		return p.getPayload(ctx, d)
 	}
 	var failures []string
 	for _, i := range p.readOrder(d) {

@@ -366,6 +366,7 @@ func TestBadInput(t *testing.T) {
 		wantCode    int
 	}{
 		{"get", http.MethodGet, "", nil, 405, 0},
+		{"healthz", http.MethodGet, "", nil, 200, 0},
 		{"put", http.MethodPut, "application/json", []byte(`{}`), 405, 0},
 		{"wrong content type", http.MethodPost, "text/plain", []byte(`{}`), 415, 0},
 		{"too large", http.MethodPost, "application/json", big, 413, 0},
@@ -377,7 +378,11 @@ func TestBadInput(t *testing.T) {
 		{"bad params", http.MethodPost, "application/json", []byte(`{"jsonrpc":"2.0","id":1,"method":"engine_newPayloadV3","params":[{"blockHash":"0x12"}]}`), 200, engine.CodeInvalidParams},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			req, _ := http.NewRequest(tc.method, r.srv.URL+"/", strings.NewReader(string(tc.body)))
+			path := "/"
+			if tc.name == "healthz" {
+				path = "/healthz"
+			}
+			req, _ := http.NewRequest(tc.method, r.srv.URL+path, strings.NewReader(string(tc.body)))
 			if tc.contentType != "" {
 				req.Header.Set("Content-Type", tc.contentType)
 			}

@@ -2,10 +2,9 @@ package proxy
 
 import "sync"
 
-// recent is a bounded map that forgets its oldest entries first. The proxy keeps three: the
-// lanes' slots per newPayload block hash (deduplication across beacon nodes), the writer's
-// forkchoiceUpdated answers per head (answers for the other beacon nodes), and the ELs that
-// issued each payloadId (getPayload routing).
+// recent is a bounded map that forgets its oldest entries first. The proxy keeps two: the
+// lanes' slots per newPayload block hash (deduplication across beacon nodes) and the writer's
+// forkchoiceUpdated answers per head (answers for the other beacon nodes).
 type recent[K comparable, V any] struct {
 	mu    sync.Mutex
 	items map[K]V
@@ -57,11 +56,4 @@ func (r *recent[K, V]) update(k K, f func(v V, ok bool) V) V {
 	nv := f(v, ok)
 	r.putLocked(k, nv)
 	return nv
-}
-
-// len returns the number of entries.
-func (r *recent[K, V]) len() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.items)
 }

@@ -150,6 +150,7 @@ func (l *Lane) forkchoiceQueued() bool {
 // restart of the proxy, no update may move the EL behind where it already is.
 func (l *Lane) raiseSentHead(b Block) {
 	l.mu.Lock()
+	l.headAsked = true
 	if b.Timestamp > l.sentHead.Timestamp {
 		l.sentHead = b
 	}

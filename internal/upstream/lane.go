@@ -145,6 +145,9 @@ type Stats struct {
 	Delivered uint64
 	Failed    uint64
 	Drops     map[DropReason]uint64
+	// Deduplicated counts newPayloads not sent because this EL already had the block
+	// (from another beacon node) or was about to get it.
+	Deduplicated uint64
 	// LastStatus is the payload status of the last newPayload or forkchoiceUpdated answer.
 	LastStatus  engine.Status
 	LastError   string
@@ -182,6 +185,7 @@ type Lane struct {
 	status    engine.Status
 	delivered uint64
 	failed    uint64
+	dedup     uint64
 	drops     map[DropReason]uint64
 	head      Block
 	sentHead  Block // newest head sent or queued: the enqueue-time guard
@@ -336,6 +340,14 @@ func (l *Lane) isStale(d *Delivery) bool {
 	}
 	allowance := uint64(l.cfg.HeadAllowance / time.Second)
 	return d.Head.Timestamp+allowance < l.sentHead.Timestamp
+}
+
+// CountDeduplicated records that a newPayload was not sent to this EL because it already
+// had, or was about to get, the same block.
+func (l *Lane) CountDeduplicated() {
+	l.mu.Lock()
+	l.dedup++
+	l.mu.Unlock()
 }
 
 // Run serves the queue until ctx is done, then fails what is still queued with DropShutdown.
@@ -646,7 +658,7 @@ func (l *Lane) Stats() Stats {
 	return Stats{
 		Name: l.cfg.Name, URL: l.cfg.URL, Role: l.cfg.Role, State: l.state,
 		QueueDepth: len(l.queue), InFlight: l.inFlight != nil,
-		Delivered: l.delivered, Failed: l.failed, Drops: drops,
+		Delivered: l.delivered, Failed: l.failed, Drops: drops, Deduplicated: l.dedup,
 		LastStatus: l.status, LastError: l.lastErr, LastErrorAt: l.lastErrAt, LastOKAt: l.lastOKAt,
 		LastLatency: l.lastLat, Head: l.head, SentHead: l.sentHead, LastValid: l.lastValid,
 		CatchUp: l.catchUp, CatchUps: l.catchUps,
