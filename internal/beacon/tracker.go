@@ -32,6 +32,9 @@ type Observation struct {
 	// one. An unresolved head (HeadTimestamp 0) leaves the head where it was. Either way the
 	// node's newPayload timestamps stop counting as its head.
 	HeadKnown bool
+
+	// HeadHash is the head block's hash named by a forkchoiceUpdated (shown in status only).
+	HeadHash [32]byte
 }
 
 // External is a beacon node's health as its beacon REST API reports it
@@ -81,6 +84,8 @@ type BN struct {
 	Requests uint64
 	// HeadTimestamp is the head timestamp election uses (0 = none yet); see doc.go.
 	HeadTimestamp uint64
+	// HeadHash is the head block named by its latest forkchoiceUpdated (zero before one).
+	HeadHash [32]byte
 	// HeadSlot is the slot of HeadTimestamp (0 when the genesis time is unknown or there is
 	// no head).
 	HeadSlot uint64
@@ -131,8 +136,9 @@ type node struct {
 	firstSeen, lastSeen time.Time
 	lastNano            int64 // lastSeen in Unix nanoseconds, for cheap comparisons
 	requests            uint64
-	fcuSeen             bool   // sent at least one forkchoiceUpdated
-	fcuHead             uint64 // latest resolved forkchoiceUpdated head timestamp
+	fcuSeen             bool     // sent at least one forkchoiceUpdated
+	fcuHead             uint64   // latest resolved forkchoiceUpdated head timestamp
+	fcuHash             [32]byte // and its hash (status only)
 	maxPayload          uint64
 	ext                 External
 	extHead             uint64 // start of ext.HeadSlot when it may count as the head (0 = not)
@@ -232,6 +238,7 @@ func (t *Tracker) Observe(bn string, o Observation) (writer string, change *Chan
 			if o.HeadTimestamp != 0 {
 				n.fcuHead = o.HeadTimestamp
 			}
+			n.fcuHash = o.HeadHash
 		}
 	}
 	change = t.evaluate(now)
@@ -329,6 +336,7 @@ func (t *Tracker) Snapshot() []BN {
 			LastSeen:            n.lastSeen,
 			Requests:            n.requests,
 			HeadTimestamp:       h,
+			HeadHash:            n.fcuHash,
 			HeadFromBeaconAPI:   n.extHead > n.engineHead(),
 			HeadFromForkchoice:  n.fcuSeen,
 			MaxPayloadTimestamp: n.maxPayload,

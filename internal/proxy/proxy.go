@@ -388,7 +388,7 @@ func (p *Proxy) forkchoice(ctx context.Context, d *upstream.Delivery) ([]byte, O
 	}
 	// HeadKnown is set on every update: a timestamp of 0 tells the tracker the head
 	// could not be resolved, which leaves the beacon node's head where it was.
-	writer, _ := p.tracker.Observe(d.BN, beacon.Observation{HeadTimestamp: d.Head.Timestamp, HeadKnown: true})
+	writer, _ := p.tracker.Observe(d.BN, beacon.Observation{HeadTimestamp: d.Head.Timestamp, HeadKnown: true, HeadHash: head})
 	isWriter := writer == d.BN
 	// A beacon node that is not the writer may still ask for a build on the head the
 	// writer set: that cannot move any EL's head, and it lets a validator behind any beacon

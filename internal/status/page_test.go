@@ -92,7 +92,7 @@ func TestStatusJSON(t *testing.T) {
 	for _, b := range s.BNs {
 		bns[b.Name] = b
 	}
-	if b := bns["bn-1"]; !b.Writer || !b.Healthy || b.HeadTimestamp != statustest.BlockTS(5) || b.LastSeen == nil || b.Requests != 10 {
+	if b := bns["bn-1"]; !b.Writer || !b.Healthy || b.HeadTimestamp != statustest.BlockTS(5) || b.HeadHash != statustest.BlockHash(5) || b.LastSeen == nil || b.Requests != 10 {
 		t.Errorf("bn-1 %+v", b)
 	}
 	if b := bns["bn-2"]; b.Writer || b.Healthy || b.Unhealthy == "" || b.LagSlots != 3 {

@@ -107,6 +107,8 @@ type BN struct {
 	// HeadTimestamp is its head's timestamp (0 = none yet); HeadTime the same as a time.
 	HeadTimestamp uint64     `json:"head_timestamp"`
 	HeadTime      *time.Time `json:"head_time,omitempty"`
+	// HeadHash is the head block named by its latest forkchoiceUpdated.
+	HeadHash engine.Hash `json:"head_hash,omitzero"`
 	// HeadSlot is the head slot its beacon API reports, when polled.
 	HeadSlot *uint64 `json:"head_slot,omitempty"`
 	// LagSlots is how far its head trails the wall clock, in slots.
@@ -218,6 +220,7 @@ func Build(p *proxy.Proxy, o Options) Snapshot {
 			FirstSeen: timePtr(b.FirstSeen), LastSeen: timePtr(b.LastSeen), Requests: b.Requests,
 			HeadTimestamp: b.HeadTimestamp, LagSlots: b.LagSlots,
 		}
+		v.HeadHash = engine.Hash(b.HeadHash)
 		if !b.LastSeen.IsZero() {
 			ago := max(now.Sub(b.LastSeen), 0).Seconds()
 			v.LastSeenAgoSeconds = &ago
