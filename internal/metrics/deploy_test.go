@@ -71,10 +71,10 @@ func read(t *testing.T, rel string) []byte {
 	return b
 }
 
-// TestMetricsDocumented checks that docs/METRICS.md lists exactly the families /metrics has.
+// TestMetricsDocumented checks that the README lists exactly the families /metrics has.
 func TestMetricsDocumented(t *testing.T) {
 	live := liveFamilies(t)
-	doc := string(read(t, "docs/METRICS.md"))
+	doc := string(read(t, "README.md"))
 	var listed []string
 	for line := range strings.SplitSeq(doc, "\n") {
 		if strings.HasPrefix(line, "| `syncproxy_") {
@@ -83,16 +83,16 @@ func TestMetricsDocumented(t *testing.T) {
 	}
 	slices.Sort(listed)
 	if d := slices.Compact(slices.Clone(listed)); len(d) != len(listed) {
-		t.Errorf("docs/METRICS.md lists a metric twice: %v", listed)
+		t.Errorf("README.md lists a metric twice: %v", listed)
 	}
 	for _, f := range live {
 		if !slices.Contains(listed, f) {
-			t.Errorf("%s is in /metrics but not in the table of docs/METRICS.md", f)
+			t.Errorf("%s is in /metrics but not in the metrics table of README.md", f)
 		}
 	}
 	for _, f := range listed {
 		if !slices.Contains(live, f) {
-			t.Errorf("docs/METRICS.md lists %s, which /metrics does not have", f)
+			t.Errorf("README.md lists %s, which /metrics does not have", f)
 		}
 	}
 }
