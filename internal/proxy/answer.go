@@ -12,39 +12,47 @@ import (
 )
 
 // answer waits for the answer a beacon node gets in direct mode: the primary's, as soon as
-// it arrives; if the primary fails, or has not answered after FailoverAfter while a follower
-// has, the first follower answer. Followers never add latency: nothing waits for them unless
-// the primary has failed. The wait ends at the method's spec timeout. nil means the beacon
-// node went away.
+// it arrives. If the primary fails, or has not answered after FailoverAfter, a follower's
+// answer is used: at once when it is a final verdict (VALID, INVALID), which every honest EL
+// shares; a follower's SYNCING or ACCEPTED only when the primary has failed, or at the
+// deadline. A primary that is down, or stuck on an earlier request for longer than
+// FailoverAfter, is not waited for. Followers never add latency: nothing waits for them
+// unless the primary cannot answer. The wait ends at the method's spec timeout. nil means the
+// beacon node went away.
 func (p *Proxy) answer(ctx context.Context, d *upstream.Delivery, slots []*upstream.Slot, ok Outcome) ([]byte, Outcome) {
 	hard := time.NewTimer(engine.Timeout(d.Req.Method))
 	defer hard.Stop()
 
 	var cands []*upstream.Slot
-	if ps := slots[p.primary]; ps != nil && canAnswer(upstream.RolePrimary, d) {
+	ps := slots[p.primary]
+	if ps != nil && canAnswer(upstream.RolePrimary, d) {
 		cands = append(cands, ps)
-		failover := time.NewTimer(p.cfg.FailoverAfter)
-		select {
-		case <-ps.Done():
-			if ps.Result().OK() {
+		if !p.lanes[p.primary].Impaired(p.cfg.FailoverAfter) {
+			failover := time.NewTimer(p.cfg.FailoverAfter)
+			select {
+			case <-ps.Done():
+				if ps.Result().OK() {
+					failover.Stop()
+					return p.reply(d, ps), ok
+				}
+			case <-failover.C:
+			case <-hard.C:
+				return p.failed(d, slots), OutcomeFailed
+			case <-ctx.Done():
 				failover.Stop()
-				return p.reply(d, ps), ok
+				return nil, OutcomeFailed
 			}
-		case <-failover.C:
-		case <-hard.C:
-			return p.failed(d, slots), OutcomeFailed
-		case <-ctx.Done():
 			failover.Stop()
-			return nil, OutcomeFailed
 		}
-		failover.Stop()
+	} else {
+		ps = nil
 	}
 	for i, s := range slots {
 		if i != p.primary && s != nil && canAnswer(p.lanes[i].Role(), d) {
 			cands = append(cands, s)
 		}
 	}
-	s, err := firstAnswer(ctx, cands, hard.C)
+	s, err := pickAnswer(ctx, cands, ps, hard.C)
 	switch {
 	case s != nil:
 		return p.reply(d, s), ok
@@ -57,19 +65,35 @@ func (p *Proxy) answer(ctx context.Context, d *upstream.Delivery, slots []*upstr
 // errNoAnswer means every candidate failed, or the deadline passed.
 var errNoAnswer = errors.New("no answer")
 
-// firstAnswer returns the first slot, in cands order among those already complete, that has
-// a JSON-RPC answer, waiting for more to complete until deadline fires or ctx is done.
-func firstAnswer(ctx context.Context, cands []*upstream.Slot, deadline <-chan time.Time) (*upstream.Slot, error) {
+// pickAnswer chooses among the candidates' answers once the primary's grace period is over:
+// the primary's answer whenever it comes; a follower's final verdict at once; otherwise the
+// first follower answer, but only when the primary has failed, every candidate is done, or
+// the deadline fires.
+func pickAnswer(ctx context.Context, cands []*upstream.Slot, primary *upstream.Slot, deadline <-chan time.Time) (*upstream.Slot, error) {
 	for {
 		var pending []*upstream.Slot
+		var fallback *upstream.Slot
+		primaryFailed := primary == nil || (primary.Completed() && !primary.Result().OK())
 		for _, s := range cands {
 			if !s.Completed() {
 				pending = append(pending, s)
-			} else if s.Result().OK() {
+				continue
+			}
+			r := s.Result()
+			if !r.OK() {
+				continue
+			}
+			if s == primary || decisive(r) || primaryFailed {
 				return s, nil
+			}
+			if fallback == nil {
+				fallback = s
 			}
 		}
 		if len(pending) == 0 {
+			if fallback != nil {
+				return fallback, nil
+			}
 			return nil, errNoAnswer
 		}
 		// Only on the failover path: wait for whichever pending slot completes first.
@@ -84,9 +108,18 @@ func firstAnswer(ctx context.Context, cands []*upstream.Slot, deadline <-chan ti
 		case 0:
 			return nil, ctx.Err()
 		case 1:
+			if fallback != nil {
+				return fallback, nil
+			}
 			return nil, errNoAnswer
 		}
 	}
+}
+
+// decisive reports whether a follower's answer is as good as the primary's: a final payload
+// status, which the spec makes the same on every EL that validated the block.
+func decisive(r upstream.Result) bool {
+	return r.Resp.Err == nil && r.Resp.Status.Final()
 }
 
 // reply is the EL's answer addressed to this request's id (the slot may carry another beacon

@@ -438,3 +438,50 @@ func TestRelayLoop(t *testing.T) {
 		t.Fatalf("a looping request was forwarded")
 	}
 }
+
+// TestFailoverPrefersVerdicts: once the primary is late, a follower's VALID is used at once,
+// but a follower's SYNCING does not beat the primary's VALID that is still coming.
+func TestFailoverPrefersVerdicts(t *testing.T) {
+	t.Run("follower verdict", func(t *testing.T) {
+		r := newRig(t, direct3)
+		r.els[0].Set(fakeel.Slow, 3*time.Second)
+		r.els[1].SetStatus(engine.StatusSyncing)
+		start := time.Now()
+		_, body := r.post("bn1", newPayloadBody(`1`, 1))
+		took := time.Since(start)
+		if s, _ := payloadStatus(t, body); s != "VALID" || took > 2500*time.Millisecond {
+			t.Fatalf("got %s after %v, want el3's VALID after the 1 s failover delay", s, took)
+		}
+	})
+	t.Run("primary verdict beats follower SYNCING", func(t *testing.T) {
+		r := newRig(t, direct3)
+		r.els[0].Set(fakeel.Slow, 2*time.Second)
+		r.els[1].SetStatus(engine.StatusSyncing)
+		r.els[2].SetStatus(engine.StatusSyncing)
+		_, body := r.post("bn1", newPayloadBody(`1`, 1))
+		if s, _ := payloadStatus(t, body); s != "VALID" {
+			t.Fatalf("got %s, want the primary's VALID", s)
+		}
+	})
+}
+
+// TestStuckPrimaryNotWaitedFor: with the primary hung, only the first request waits the
+// failover delay; later ones get a follower's answer at once.
+func TestStuckPrimaryNotWaitedFor(t *testing.T) {
+	r := newRig(t, direct3)
+	r.els[0].Set(fakeel.Hang, 0)
+	for i := uint64(1); i <= 3; i++ {
+		start := time.Now()
+		_, body := r.post("bn1", newPayloadBody(fmt.Sprint(i), i))
+		took := time.Since(start)
+		if s, _ := payloadStatus(t, body); s != "VALID" {
+			t.Fatalf("request %d: %s", i, s)
+		}
+		if i == 1 && took < time.Second {
+			t.Fatalf("first request answered in %v, before the failover delay", took)
+		}
+		if i > 1 && took > 500*time.Millisecond {
+			t.Fatalf("request %d waited %v for a primary known to be stuck", i, took)
+		}
+	}
+}

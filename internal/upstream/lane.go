@@ -174,6 +174,7 @@ type Lane struct {
 	mu        sync.Mutex
 	queue     []*Slot
 	inFlight  *Slot
+	sentAt    time.Time     // when inFlight left
 	wake      chan struct{} // capacity 1: "the queue changed"
 	idle      chan struct{} // closed and replaced when the lane becomes idle
 	closed    bool
@@ -263,6 +264,17 @@ func (l *Lane) Name() string { return l.cfg.Name }
 
 // Role returns the EL's role.
 func (l *Lane) Role() Role { return l.cfg.Role }
+
+// Impaired reports whether the EL cannot be expected to answer soon: it is down or refuses
+// our token, or the request in flight has waited longer than stuck.
+func (l *Lane) Impaired(stuck time.Duration) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.state == StateDown || l.state == StateUnauthorized {
+		return true
+	}
+	return l.inFlight != nil && time.Since(l.sentAt) > stuck
+}
 
 // State returns the lane's current view of the EL.
 func (l *Lane) State() State {
@@ -384,7 +396,7 @@ func (l *Lane) next(ctx context.Context) *Slot {
 			s := l.queue[0]
 			l.queue[0] = nil
 			l.queue = l.queue[1:]
-			l.inFlight = s
+			l.inFlight, l.sentAt = s, time.Now()
 			l.mu.Unlock()
 			return s
 		}
