@@ -1,6 +1,10 @@
 package beacon
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/sync-proxy/sync-proxy/internal/bounded"
+)
 
 // DefaultBlockIndexCapacity is the capacity [NewBlockIndex] uses when given none: 8192
 // blocks, about 27 hours of mainnet blocks.
@@ -25,9 +29,7 @@ type Entry struct {
 // cannot resolve is treated as unknown, never as new. It is safe for concurrent use.
 type BlockIndex struct {
 	mu      sync.Mutex
-	entries map[[32]byte]Entry
-	order   [][32]byte // ring of hashes in insertion order
-	next    int        // the ring slot the next insertion overwrites, once full
+	entries *bounded.Map[[32]byte, Entry]
 }
 
 // NewBlockIndex returns an empty index holding at most capacity blocks
@@ -36,10 +38,7 @@ func NewBlockIndex(capacity int) *BlockIndex {
 	if capacity < 1 {
 		capacity = DefaultBlockIndexCapacity
 	}
-	return &BlockIndex{
-		entries: make(map[[32]byte]Entry, capacity),
-		order:   make([][32]byte, 0, capacity),
-	}
+	return &BlockIndex{entries: bounded.New[[32]byte, Entry](capacity)}
 }
 
 // Add records a block. Adding a hash that is already present changes nothing (a block hash
@@ -48,37 +47,29 @@ func NewBlockIndex(capacity int) *BlockIndex {
 func (x *BlockIndex) Add(hash [32]byte, number, timestamp uint64, parent [32]byte) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if _, ok := x.entries[hash]; ok {
+	if _, ok := x.entries.Get(hash); ok {
 		return
 	}
-	if len(x.order) < cap(x.order) {
-		x.order = append(x.order, hash)
-	} else {
-		delete(x.entries, x.order[x.next])
-		x.order[x.next] = hash
-		x.next = (x.next + 1) % len(x.order)
-	}
-	x.entries[hash] = Entry{Number: number, Timestamp: timestamp, Parent: parent}
+	x.entries.Put(hash, Entry{Number: number, Timestamp: timestamp, Parent: parent})
 }
 
 // Lookup returns what the index knows about the block with this hash.
 func (x *BlockIndex) Lookup(hash [32]byte) (Entry, bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	e, ok := x.entries[hash]
-	return e, ok
+	return x.entries.Get(hash)
 }
 
 // Len returns the number of blocks held.
 func (x *BlockIndex) Len() int {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	return len(x.entries)
+	return x.entries.Len()
 }
 
 // Cap returns the most blocks the index holds.
 func (x *BlockIndex) Cap() int {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	return cap(x.order)
+	return x.entries.Cap()
 }

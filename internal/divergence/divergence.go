@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sync-proxy/sync-proxy/internal/bounded"
 	"github.com/sync-proxy/sync-proxy/internal/clock"
 	"github.com/sync-proxy/sync-proxy/internal/engine"
 )
@@ -73,9 +74,7 @@ type Detector struct {
 	clk clock.Clock
 
 	mu     sync.Mutex
-	blocks map[engine.Hash]*entry
-	order  []engine.Hash // ring of remembered blocks, oldest at next once full
-	next   int
+	blocks *bounded.Map[engine.Hash, *entry]
 	recent []Divergence // ring of the newest divergences, oldest at rnext once full
 	rnext  int
 	total  uint64
@@ -99,8 +98,7 @@ func New(o Options) *Detector {
 	}
 	return &Detector{
 		clk:    o.Clock,
-		blocks: make(map[engine.Hash]*entry, o.Blocks),
-		order:  make([]engine.Hash, 0, o.Blocks),
+		blocks: bounded.New[engine.Hash, *entry](o.Blocks),
 		recent: make([]Divergence, 0, o.Recent),
 	}
 }
@@ -117,10 +115,10 @@ func (d *Detector) Observe(el string, class engine.Class, block engine.Hash, sta
 	v := Verdict{EL: el, Class: class, Status: status}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	e := d.blocks[block]
-	if e == nil {
+	e, ok := d.blocks.Get(block)
+	if !ok {
 		e = &entry{}
-		d.remember(block, e)
+		d.blocks.Put(block, e)
 	}
 	found := false
 	for i := range e.verdicts {
@@ -153,18 +151,6 @@ func (d *Detector) Observe(el string, class engine.Class, block engine.Hash, sta
 
 // valid reports whether a final status accepts the block.
 func valid(s engine.Status) bool { return s == engine.StatusValid }
-
-// remember adds a block, forgetting the oldest when full. Called with d.mu held.
-func (d *Detector) remember(block engine.Hash, e *entry) {
-	if len(d.order) < cap(d.order) {
-		d.order = append(d.order, block)
-	} else {
-		delete(d.blocks, d.order[d.next])
-		d.order[d.next] = block
-		d.next = (d.next + 1) % len(d.order)
-	}
-	d.blocks[block] = e
-}
 
 // keep stores a divergence in the recent ring. Called with d.mu held.
 func (d *Detector) keep(div Divergence) {

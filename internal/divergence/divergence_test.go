@@ -97,8 +97,8 @@ func TestBounded(t *testing.T) {
 			t.Fatalf("block %d: no divergence", n)
 		}
 	}
-	if len(d.blocks) != 4 || len(d.order) != 4 {
-		t.Errorf("remembers %d blocks (%d in order); want 4", len(d.blocks), len(d.order))
+	if d.blocks.Len() != 4 {
+		t.Errorf("remembers %d blocks; want 4", d.blocks.Len())
 	}
 	// Block 1 was forgotten: a fresh contradiction on it is reported again.
 	d.Observe("a", np, hash(1), engine.StatusValid)
@@ -125,7 +125,8 @@ func TestVerdictsPerBlockBounded(t *testing.T) {
 	for i := range 3 * maxVerdictsPer {
 		d.Observe(fmt.Sprintf("el%d", i), np, hash(1), engine.StatusValid)
 	}
-	if n := len(d.blocks[hash(1)].verdicts); n != maxVerdictsPer {
+	e, _ := d.blocks.Get(hash(1))
+	if n := len(e.verdicts); n != maxVerdictsPer {
 		t.Errorf("%d verdicts kept; want %d", n, maxVerdictsPer)
 	}
 }

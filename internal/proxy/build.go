@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sync-proxy/sync-proxy/internal/bounded"
 	"github.com/sync-proxy/sync-proxy/internal/clock"
 	"github.com/sync-proxy/sync-proxy/internal/engine"
 	"github.com/sync-proxy/sync-proxy/internal/upstream"
@@ -67,9 +68,7 @@ type buildBook struct {
 	start time.Time // when the book was made: ids issued before are unknown to it
 
 	mu      sync.Mutex
-	items   map[string]*build
-	order   []string // ring of ids in insertion order
-	next    int
+	items   *bounded.Map[string, *build]
 	changed chan struct{} // closed and replaced whenever an id is added
 }
 
@@ -85,8 +84,7 @@ type build struct {
 func newBuildBook(clk clock.Clock, ttl time.Duration) *buildBook {
 	return &buildBook{
 		clk: clk, ttl: ttl, start: clk.Now(),
-		items:   make(map[string]*build, buildBookSize),
-		order:   make([]string, 0, buildBookSize),
+		items:   bounded.New[string, *build](buildBookSize),
 		changed: make(chan struct{}),
 	}
 }
@@ -97,7 +95,7 @@ func (b *buildBook) get(id string) ([]int, bool) {
 	id = strings.ToLower(id)
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	e, ok := b.items[id]
+	e, ok := b.items.Get(id)
 	if !ok || b.expired(e) {
 		return nil, false
 	}
@@ -111,7 +109,7 @@ func (b *buildBook) issue(id string, lane int, primary bool, req *upstream.Deliv
 	id = strings.ToLower(id)
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	e, ok := b.items[id]
+	e, ok := b.items.Get(id)
 	if ok && b.expired(e) {
 		ok = false
 	}
@@ -137,17 +135,10 @@ func (b *buildBook) issue(id string, lane int, primary bool, req *upstream.Deliv
 
 // putLocked stores lanes for id; fresh restarts its clock. Called with b.mu held.
 func (b *buildBook) putLocked(id string, lanes []int, req *upstream.Delivery, fresh bool) {
-	e, ok := b.items[id]
+	e, ok := b.items.Get(id)
 	if !ok {
-		if len(b.order) < cap(b.order) {
-			b.order = append(b.order, id)
-		} else {
-			delete(b.items, b.order[b.next])
-			b.order[b.next] = id
-			b.next = (b.next + 1) % len(b.order)
-		}
 		e = &build{}
-		b.items[id] = e
+		b.items.Put(id, e)
 		fresh = true
 	}
 	e.lanes = lanes
@@ -186,7 +177,7 @@ func (b *buildBook) route(id string) ([]target, buildState) {
 	id = strings.ToLower(id)
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	e, ok := b.items[id]
+	e, ok := b.items.Get(id)
 	switch {
 	case !ok:
 		return nil, buildUnknown
@@ -202,8 +193,7 @@ func (b *buildBook) route(id string) ([]target, buildState) {
 	if e.req == nil {
 		return out, buildKnown
 	}
-	for _, other := range b.order { // oldest first; at most buildBookSize
-		o := b.items[other]
+	for other, o := range b.items.All() { // oldest first; at most buildBookSize
 		if other == id || o.req != e.req || b.expired(o) {
 			continue
 		}

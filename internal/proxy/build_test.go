@@ -332,8 +332,8 @@ func TestBuildBook(t *testing.T) {
 		if _, ok := b.get("10"); !ok {
 			t.Fatal("id 10 was forgotten too early")
 		}
-		if len(b.items) != buildBookSize {
-			t.Fatalf("%d ids kept, want %d", len(b.items), buildBookSize)
+		if b.items.Len() != buildBookSize {
+			t.Fatalf("%d ids kept, want %d", b.items.Len(), buildBookSize)
 		}
 	})
 }
