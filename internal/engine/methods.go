@@ -284,3 +284,16 @@ func Timeout(method string) time.Duration {
 	}
 	return timeoutDefault
 }
+
+// ServedOnEnginePort reports whether method belongs on the engine port: any engine_*
+// method, or one of the eth_* methods an EL must serve there (execution-apis
+// src/engine/common.md). These are the only methods the proxy forwards: anything else
+// (debug_setHead, admin_*, miner_* …) could change an EL behind the proxy's back.
+func ServedOnEnginePort(method string) bool {
+	switch method {
+	case "eth_blockNumber", "eth_call", "eth_chainId", "eth_getCode", "eth_getBlockByHash",
+		"eth_getBlockByNumber", "eth_getLogs", "eth_sendRawTransaction", "eth_syncing":
+		return true
+	}
+	return strings.HasPrefix(method, EnginePrefix)
+}

@@ -162,3 +162,15 @@ func TestParseQuantity(t *testing.T) {
 		})
 	}
 }
+
+func TestServedOnEnginePort(t *testing.T) {
+	for m, want := range map[string]bool{
+		"engine_newPayloadV4": true, "engine_somethingNewV1": true, "eth_chainId": true, "eth_getBlockByHash": true,
+		"eth_sendRawTransaction": true, "eth_sendTransaction": false, "debug_setHead": false, "admin_addPeer": false,
+		"Eth_chainId": false, "": false,
+	} {
+		if got := ServedOnEnginePort(m); got != want {
+			t.Errorf("ServedOnEnginePort(%q) = %v, want %v", m, got, want)
+		}
+	}
+}

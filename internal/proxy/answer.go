@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"reflect"
@@ -126,7 +125,7 @@ func decisive(r upstream.Result) bool {
 // node's copy of the same block).
 func (p *Proxy) reply(d *upstream.Delivery, s *upstream.Slot) []byte {
 	body := s.Result().Body
-	if bytes.Equal(s.Delivery().Req.ID, d.Req.ID) {
+	if s.Origin() == d.Seq {
 		return body
 	}
 	re, err := engine.WithID(body, d.Req.ID)

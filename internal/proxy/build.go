@@ -42,11 +42,6 @@ const defaultPayloadIDTTL = 120 * time.Second
 // buildBookSize bounds the payloadIds remembered; the oldest is forgotten first.
 const buildBookSize = 256
 
-// unknownPayloadGrace is how long a getPayload for an id the book does not hold waits for
-// the book to learn it: the beacon node may have the forkchoiceUpdated answer a moment
-// before learn has run (the lane completes the slot, then calls its hooks).
-const unknownPayloadGrace = 100 * time.Millisecond
-
 // payloadIDTTL returns cfg's PayloadIDTTL, or its default.
 func payloadIDTTL(cfg Config) time.Duration {
 	switch {
@@ -67,9 +62,8 @@ type buildBook struct {
 	ttl   time.Duration
 	start time.Time // when the book was made: ids issued before are unknown to it
 
-	mu      sync.Mutex
-	items   *bounded.Map[string, *build]
-	changed chan struct{} // closed and replaced whenever an id is added
+	mu    sync.Mutex
+	items *bounded.Map[string, *build]
 }
 
 // build is one payloadId in the book.
@@ -84,8 +78,7 @@ type build struct {
 func newBuildBook(clk clock.Clock, ttl time.Duration) *buildBook {
 	return &buildBook{
 		clk: clk, ttl: ttl, start: clk.Now(),
-		items:   bounded.New[string, *build](buildBookSize),
-		changed: make(chan struct{}),
+		items: bounded.New[string, *build](buildBookSize),
 	}
 }
 
@@ -149,8 +142,6 @@ func (b *buildBook) putLocked(id string, lanes []int, req *upstream.Delivery, fr
 	if req != nil {
 		e.req = req
 	}
-	close(b.changed)
-	b.changed = make(chan struct{})
 }
 
 func (b *buildBook) expired(e *build) bool { return b.clk.Now().Sub(e.at) >= b.ttl }
@@ -207,27 +198,6 @@ func (b *buildBook) route(id string) ([]target, buildState) {
 	return out, buildKnown
 }
 
-// await waits up to grace for id to be learnt, and returns route(id) then.
-func (b *buildBook) await(ctx context.Context, id string, grace time.Duration) ([]target, buildState) {
-	timer := time.NewTimer(grace)
-	defer timer.Stop()
-	for {
-		b.mu.Lock()
-		changed := b.changed
-		b.mu.Unlock()
-		if t, st := b.route(id); st != buildUnknown {
-			return t, st
-		}
-		select {
-		case <-changed:
-		case <-timer.C:
-			return nil, buildUnknown
-		case <-ctx.Done():
-			return nil, buildUnknown
-		}
-	}
-}
-
 // coversRestart reports whether an id unknown to the book may have been issued before the
 // proxy (re)started: the book is younger than the ids' lifetime.
 func (b *buildBook) coversRestart() bool { return b.clk.Now().Sub(b.start) < b.ttl }
@@ -235,13 +205,9 @@ func (b *buildBook) coversRestart() bool { return b.clk.Now().Sub(b.start) < b.t
 // getPayload answers engine_getPayload* from the lanes that issued the payloadId.
 func (p *Proxy) getPayload(ctx context.Context, d *upstream.Delivery) ([]byte, Outcome) {
 	id := d.Req.PayloadID
+	// No wait for an id the book does not know yet: a lane records the ids in an answer
+	// before the answer is released, so a beacon node cannot hold an id the book lacks.
 	targets, st := p.builders.route(id)
-	if st == buildUnknown {
-		targets, st = p.builders.await(ctx, id, unknownPayloadGrace)
-		if ctx.Err() != nil {
-			return nil, OutcomeFailed
-		}
-	}
 	switch st {
 	case buildExpired:
 		return unknownPayload(d, fmt.Sprintf("payload id %s expired: it was issued more than %s ago", id, p.builders.ttl)), OutcomeRejected

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -243,25 +242,6 @@ func TestGetPayloadIssuerSaysUnknown(t *testing.T) {
 	_, body = r.post("bn1", getPayloadBody(`2`, pid))
 	if _, code, _ := payloadAnswer(t, body); code != engine.CodeUnknownPayload {
 		t.Fatalf("getPayload = %s; want -38001 when every issuer says so", body)
-	}
-}
-
-// TestGetPayloadRaceWithLearn: a getPayload that arrives before the book has learnt the id
-// waits for it rather than answering -38001.
-func TestGetPayloadRaceWithLearn(t *testing.T) {
-	clk := clock.NewManual(time.Unix(1_700_000_000, 0))
-	b := newBuildBook(clk, time.Minute)
-	clk.Advance(2 * time.Minute) // past the start-up window
-	go func() {
-		time.Sleep(10 * time.Millisecond)
-		b.issue("0x05", 1, false, nil)
-	}()
-	ts, st := b.await(context.Background(), "0x05", 5*time.Second)
-	if st != buildKnown || !slices.Equal(ts, []target{{lane: 1}}) {
-		t.Fatalf("await = %v, %v", ts, st)
-	}
-	if _, st := b.await(context.Background(), "0x06", 20*time.Millisecond); st != buildUnknown {
-		t.Fatalf("await(unknown) = %v", st)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sync-proxy/sync-proxy/internal/beacon"
@@ -111,6 +112,8 @@ type Proxy struct {
 	caps *capabilities
 	// replay holds what a returning EL may have missed.
 	replay *replayRing
+
+	seq atomic.Uint64 // numbers the accepted requests
 
 	writerMu   sync.Mutex
 	writerHead engine.Hash // head of the last forkchoiceUpdated forwarded from the writer
@@ -314,7 +317,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, engine.ErrorResponse(req.ID, &engine.Error{Code: engine.CodeServerError, Message: "request loop: this sync-proxy already relayed this request"}))
 		return
 	}
-	d := &upstream.Delivery{Req: req, Body: body, BN: id.Name, Received: p.clk.Now()}
+	d := &upstream.Delivery{Req: req, Body: body, BN: id.Name, Received: p.clk.Now(), Seq: p.seq.Add(1)}
 	if p.trusted(remoteAddr(r.RemoteAddr)) {
 		d.Via = via
 	}
@@ -370,13 +373,15 @@ func (p *Proxy) newPayload(ctx context.Context, d *upstream.Delivery) ([]byte, O
 }
 
 // needsResend reports whether a lane should get a block again although it already had it:
-// the earlier send failed or was dropped, or the EL could not validate it then (SYNCING).
+// the earlier send failed or was dropped, the EL refused that copy with a JSON-RPC error
+// (another beacon node's malformed or wrong-version request), or it could not validate it
+// then (SYNCING).
 func needsResend(s *upstream.Slot) bool {
 	if s == nil || !s.Completed() {
 		return false
 	}
 	r := s.Result()
-	return !r.OK() || r.Resp.Status == engine.StatusSyncing
+	return !r.OK() || r.Resp.Err != nil || r.Resp.Status == engine.StatusSyncing
 }
 
 // forkchoice forwards the writer's forkchoiceUpdated and answers everyone.
@@ -438,6 +443,12 @@ func (p *Proxy) verdictFor(id []byte, head engine.Hash) []byte {
 // read sends a request that changes nothing to one EL at a time: the ELs that issued the
 // payloadId first for getPayload, then the primary, then the followers.
 func (p *Proxy) read(ctx context.Context, d *upstream.Delivery) ([]byte, Outcome) {
+	if !engine.ServedOnEnginePort(d.Req.Method) {
+		return engine.ErrorResponse(d.Req.ID, &engine.Error{
+			Code:    engine.CodeMethodNotFound,
+			Message: "the method " + d.Req.Method + " does not exist on the engine port (engine_* and the eth_* methods the Engine API lists)",
+		}), OutcomeRejected
+	}
 	if !p.Direct() {
 		return engine.ErrorResponse(d.Req.ID, &engine.Error{
 			Code:    engine.CodeMethodNotFound,

@@ -23,6 +23,9 @@ type Delivery struct {
 	Via string
 	// Received is when the proxy accepted the request.
 	Received time.Time
+	// Seq identifies the request among those the proxy accepted (an answer taken from another
+	// beacon node's copy of the same block is re-addressed to this request's id).
+	Seq uint64
 	// Head is the forkchoiceUpdated head block, resolved through the proxy's block index;
 	// HeadKnown is false when the proxy had not seen that block.
 	Head      Block
@@ -36,16 +39,19 @@ type Block struct {
 	Timestamp uint64
 }
 
-// Slot is one delivery's place in one lane. Its result is ready once Done is closed.
+// Slot is one delivery's place in one lane. Its result is ready once Done is closed. A
+// completed slot lets go of its Delivery, so that what is kept for deduplication does not
+// keep request bodies (up to 16 MB each) alive.
 type Slot struct {
-	d    *Delivery
-	lane *Lane
-	done chan struct{}
-	res  Result
+	d      *Delivery
+	origin uint64
+	lane   *Lane
+	done   chan struct{}
+	res    Result
 }
 
 func newSlot(d *Delivery, l *Lane) *Slot {
-	return &Slot{d: d, lane: l, done: make(chan struct{})}
+	return &Slot{d: d, origin: d.Seq, lane: l, done: make(chan struct{})}
 }
 
 // Done is closed when the slot's result is known: the EL answered, the send failed, or the
@@ -58,8 +64,12 @@ func (s *Slot) Result() Result { return s.res }
 // Lane is the lane this slot belongs to.
 func (s *Slot) Lane() *Lane { return s.lane }
 
-// Delivery is the request this slot carries.
+// Delivery is the request this slot carries. It is for hooks, which run before the slot
+// completes; a completed slot returns nil.
 func (s *Slot) Delivery() *Delivery { return s.d }
+
+// Origin is the Seq of the request this slot carries.
+func (s *Slot) Origin() uint64 { return s.origin }
 
 // Completed reports whether the result is known, without blocking.
 func (s *Slot) Completed() bool {
@@ -71,8 +81,12 @@ func (s *Slot) Completed() bool {
 	}
 }
 
+// complete records the result, lets go of the delivery and wakes the waiters. The lane calls
+// its hooks before, so that whatever they learn (a payload id, a verdict) is known by the
+// time anyone sees the answer.
 func (s *Slot) complete(r Result) {
 	s.res = r
+	s.d = nil
 	close(s.done)
 }
 

@@ -337,10 +337,10 @@ func (l *Lane) Enqueue(d *Delivery) *Slot {
 	default:
 	}
 	for i, q := range dropped {
-		q.complete(Result{Err: &DeliveryError{Kind: KindDropped, Drop: reasons[i]}})
 		if l.cfg.Hooks.OnDrop != nil {
 			l.cfg.Hooks.OnDrop(l, q.d, reasons[i])
 		}
+		q.complete(Result{Err: &DeliveryError{Kind: KindDropped, Drop: reasons[i]}})
 	}
 	return s
 }
@@ -417,10 +417,10 @@ func (l *Lane) shutdown() {
 	l.drops[DropShutdown] += uint64(len(rest))
 	l.mu.Unlock()
 	for _, s := range rest {
-		s.complete(Result{Err: &DeliveryError{Kind: KindDropped, Drop: DropShutdown}})
 		if l.cfg.Hooks.OnDrop != nil {
 			l.cfg.Hooks.OnDrop(l, s.d, DropShutdown)
 		}
+		s.complete(Result{Err: &DeliveryError{Kind: KindDropped, Drop: DropShutdown}})
 	}
 }
 
@@ -445,16 +445,17 @@ func (l *Lane) Drain(ctx context.Context) error {
 // send delivers one queued slot and completes it.
 func (l *Lane) send(ctx context.Context, s *Slot) {
 	if s.d.Req.Class == engine.ClassForkchoice && l.cfg.Role != RoleRelay && l.staleAtSend(ctx, s.d) {
-		s.complete(Result{Err: &DeliveryError{Kind: KindDropped, Drop: DropStaleHead}})
 		if l.cfg.Hooks.OnDrop != nil {
 			l.cfg.Hooks.OnDrop(l, s.d, DropStaleHead)
 		}
+		s.complete(Result{Err: &DeliveryError{Kind: KindDropped, Drop: DropStaleHead}})
 		return
 	}
-	s.complete(l.deliver(ctx, s.d))
+	s.res = l.deliver(ctx, s.d)
 	if l.cfg.Hooks.OnResult != nil {
-		l.cfg.Hooks.OnResult(l, s)
+		l.cfg.Hooks.OnResult(l, s) // before completing: see Slot.complete
 	}
+	s.complete(s.res)
 }
 
 // staleAtSend is the head guard's second look, just before a forkchoiceUpdated leaves: the

@@ -160,7 +160,7 @@ func TestLaneCoalescesAndDrops(t *testing.T) {
 	g.open()
 	for _, s := range []*Slot{first, b, c, np3, np4} {
 		if r := waitDone(t, s); !r.OK() {
-			t.Errorf("%s failed: %v", s.Delivery().Req.ID, r.Err)
+			t.Errorf("request %d failed: %v", s.Origin(), r.Err)
 		}
 	}
 	got := forwardedIDs(el)
