@@ -341,10 +341,9 @@ func withPayloadID(d *upstream.Delivery, id string) *upstream.Delivery {
 	body = append(body, `,"params":[`...)
 	body = append(body, pid...)
 	body = append(body, "]}"...)
-	c := *d
-	c.Req.PayloadID = id
-	c.Body = body
-	return &c
+	req := d.Req
+	req.PayloadID = id
+	return d.WithBody(body, req)
 }
 
 // unknownPayload is the spec's -38001 answer.

@@ -208,3 +208,24 @@ func TestStaleHeadAfterRestart(t *testing.T) {
 		t.Fatalf("EL head %d, want 21", got)
 	}
 }
+
+// TestCatchUpIncludesTriggeringBlock: the newPayload that found the EL missing a parent (and
+// so triggered the catch-up) is newer than the writer's last head; it is replayed too, so a
+// single catch-up brings the EL to the head (found with real geth: the EL stayed a block
+// behind).
+func TestCatchUpIncludesTriggeringBlock(t *testing.T) {
+	r, els := chainRig(t, 2)
+	drive(r, "bn1", 1, 9)
+	els[1].setDown(true)
+	drive(r, "bn1", 10, 20)
+	before := r.p.Lanes()[1].Stats().CatchUps
+	els[1].setDown(false)
+	r.clk.Set(time.Unix(int64(blockTS(21)), 0))
+	r.post("bn1", newPayloadBody(`"np21"`, 21))
+	r.post("bn1", forkchoiceBody(`"fcu21"`, 21, false))
+	r.waitIdle()
+	st := r.p.Lanes()[1].Stats()
+	if got := els[1].headNumber(); got != 21 || st.CatchUps != before+1 {
+		t.Fatalf("returning EL head %d after %d catch-ups, want 21 after one (last: %+v)", got, st.CatchUps-before, st.CatchUp)
+	}
+}

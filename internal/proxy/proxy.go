@@ -112,6 +112,8 @@ type Proxy struct {
 	caps *capabilities
 	// replay holds what a returning EL may have missed.
 	replay *replayRing
+	// bodies recycles large request bodies.
+	bodies *bodyPool
 
 	seq atomic.Uint64 // numbers the accepted requests
 
@@ -168,6 +170,7 @@ func New(cfg Config, clk clock.Clock, log *slog.Logger) (*Proxy, error) {
 		builders: newBuildBook(clk, payloadIDTTL(cfg)),
 		caps:     newCapabilities(clk, cfg.CapabilitiesRefresh, len(cfg.ELs)),
 		replay:   newReplayRing(max(cfg.ReplayBlocks, 0), cfg.ReplayBytes),
+		bodies:   newBodyPool(),
 		diverge:  divergence.New(divergence.Options{Clock: clk}),
 	}
 	names := make(map[string]bool)
@@ -288,7 +291,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("content length too large (%d>%d)", r.ContentLength, p.cfg.MaxBodyBytes))
 		return
 	}
-	body, err := readBody(w, r, p.cfg.MaxBodyBytes)
+	body, err := p.readBody(w, r)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -318,6 +321,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := &upstream.Delivery{Req: req, Body: body, BN: id.Name, Received: p.clk.Now(), Seq: p.seq.Add(1)}
+	if pooled(int64(cap(body))) {
+		d.Pool(p.bodies.put)
+		defer d.Release() // this handler's own hold: it reads d.Req (ids point into the body) to the end
+	}
 	if p.trusted(remoteAddr(r.RemoteAddr)) {
 		d.Via = via
 	}
@@ -396,9 +403,10 @@ func (p *Proxy) forkchoice(ctx context.Context, d *upstream.Delivery) ([]byte, O
 	writer, _ := p.tracker.Observe(d.BN, beacon.Observation{HeadTimestamp: d.Head.Timestamp, HeadKnown: true, HeadHash: head})
 	isWriter := writer == d.BN
 	// A beacon node that is not the writer may still ask for a build on the head the
-	// writer set: that cannot move any EL's head, and it lets a validator behind any beacon
-	// node propose.
-	build := !isWriter && d.Req.HasAttributes && head == p.currentWriterHead()
+	// writer set, or on a block that extends it: that moves no EL back or sideways, only
+	// where the writer is going, and it lets a validator behind any beacon node propose,
+	// even in the slot or two before a silent writer loses the role.
+	build := !isWriter && d.Req.HasAttributes && p.extendsWriterHead(head)
 	if !isWriter && !build {
 		if !p.Direct() {
 			return engine.SyncingForkchoice(d.Req.ID), OutcomeFiltered
@@ -427,6 +435,29 @@ func (p *Proxy) currentWriterHead() engine.Hash {
 	p.writerMu.Lock()
 	defer p.writerMu.Unlock()
 	return p.writerHead
+}
+
+// buildHops bounds how far a non-writer's build may be ahead of the writer's head.
+const buildHops = 4
+
+// extendsWriterHead reports whether head is the writer's newest head or one of its
+// descendants, within buildHops blocks the proxy has seen.
+func (p *Proxy) extendsWriterHead(head engine.Hash) bool {
+	wh := p.currentWriterHead()
+	if wh.IsZero() {
+		return false
+	}
+	for range buildHops + 1 {
+		if head == wh {
+			return true
+		}
+		e, ok := p.blocks.Lookup(head)
+		if !ok {
+			return false
+		}
+		head = e.Parent
+	}
+	return false
 }
 
 // verdictFor answers a forkchoiceUpdated that is not forwarded: the ELs' verdict on the same
@@ -557,12 +588,19 @@ func jsonContentType(ct string) bool {
 	return false
 }
 
-// readBody reads the whole body, at most limit bytes, into one slice.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	rd := http.MaxBytesReader(w, r.Body, limit)
+// readBody reads the whole body, at most MaxBodyBytes, into one slice; a large body with a
+// known length goes into a pooled buffer (the caller makes the delivery give it back).
+func (p *Proxy) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	rd := http.MaxBytesReader(w, r.Body, p.cfg.MaxBodyBytes)
 	if r.ContentLength > 0 {
-		buf := make([]byte, r.ContentLength)
+		var buf []byte
+		if pooled(r.ContentLength) {
+			buf = p.bodies.get(int(r.ContentLength))
+		} else {
+			buf = make([]byte, r.ContentLength)
+		}
 		if _, err := io.ReadFull(rd, buf); err != nil {
+			p.bodies.put(buf)
 			return nil, fmt.Errorf("read body: %w", err)
 		}
 		return buf, nil

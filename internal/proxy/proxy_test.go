@@ -485,3 +485,37 @@ func TestStuckPrimaryNotWaitedFor(t *testing.T) {
 		}
 	}
 }
+
+// TestNonWriterBuilds: a validator behind a beacon node that is not the writer can still
+// propose on the writer's head or a block extending it (the writer may have gone silent a
+// moment ago); a build on anything else, and its plain head updates, are not forwarded.
+func TestNonWriterBuilds(t *testing.T) {
+	r := newRig(t, direct3)
+	for n := uint64(1); n <= 5; n++ {
+		r.post("bn1", newPayloadBody(fmt.Sprint(n), n))
+		r.post("bn1", forkchoiceBody(fmt.Sprint(100+n), n, false))
+	}
+	r.post("bn2", newPayloadBody(`"bn2-np6"`, 6)) // bn1 (the writer) is quiet about block 6
+	for _, tc := range []struct {
+		name      string
+		body      []byte
+		forwarded bool
+	}{
+		{"build on the writer's head", forkchoiceBody(`"on5"`, 5, true), true},
+		{"build on a block extending it", forkchoiceBody(`"on6"`, 6, true), true},
+		{"build on an older block", forkchoiceBody(`"on4"`, 4, true), false},
+		{"plain update", forkchoiceBody(`"plain6"`, 6, false), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, body := r.post("bn2", tc.body)
+			status, pid := payloadStatus(t, body)
+			if got := pid != nil; got != tc.forwarded || (tc.forwarded && status != "VALID") {
+				t.Fatalf("answer %s (payload id %v), want forwarded=%v", body, pid != nil, tc.forwarded)
+			}
+		})
+	}
+	r.waitIdle()
+	if w, _ := r.p.Tracker().Writer(); w != "bn1" {
+		t.Fatalf("writer %s, want bn1", w)
+	}
+}

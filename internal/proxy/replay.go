@@ -38,6 +38,7 @@ func (r *replayRing) add(d *upstream.Delivery) {
 	if _, ok := r.byHash[d.Req.Block.Hash]; ok {
 		return
 	}
+	d.Retain() // released when the ring forgets the block
 	r.order = append(r.order, d)
 	r.byHash[d.Req.Block.Hash] = d
 	r.bytes += int64(len(d.Body))
@@ -47,6 +48,7 @@ func (r *replayRing) add(d *upstream.Delivery) {
 		r.order = r.order[1:]
 		delete(r.byHash, old.Req.Block.Hash)
 		r.bytes -= int64(len(old.Body))
+		old.Release()
 	}
 }
 
@@ -62,16 +64,16 @@ func (r *replayRing) setForkchoice(d *upstream.Delivery) {
 		if err != nil {
 			return
 		}
-		c := *d
-		c.Body, c.Req = body, req
-		d = &c
+		d = d.WithBody(body, req)
 	}
 	r.mu.Lock()
 	r.fcu = d
 	r.mu.Unlock()
 }
 
-// Since walks back from the newest head through the ring's parent links and returns the
+// Since walks back through the ring's parent links from the newest block that extends the
+// writer's newest head (a newPayload arrives before the update that makes it the head, and
+// an EL that answered it SYNCING needs it too), or else from that head, and returns the
 // blocks after head, oldest first. When the walk reaches head, or a block whose parent is
 // head, the EL is connected; when the ring runs out first, gap is true and only the update
 // is returned: the EL must sync the rest over p2p. An EL on another branch gets the whole
@@ -83,8 +85,12 @@ func (r *replayRing) Since(head upstream.Block) ([]*upstream.Delivery, *upstream
 		return nil, nil, false
 	}
 	var path []*upstream.Delivery
-	cur, ok := r.byHash[r.fcu.Req.Forkchoice.Head]
-	connected := r.fcu.Req.Forkchoice.Head == head.Hash
+	tip := r.fcu.Req.Forkchoice.Head
+	if len(r.order) > 0 && r.descends(r.order[len(r.order)-1], tip) {
+		tip = r.order[len(r.order)-1].Req.Block.Hash
+	}
+	cur, ok := r.byHash[tip]
+	connected := tip == head.Hash
 	for ok && !connected {
 		if cur.Req.Block.Hash == head.Hash || cur.Req.Block.Number <= head.Number {
 			connected = cur.Req.Block.Hash == head.Hash
@@ -101,17 +107,29 @@ func (r *replayRing) Since(head upstream.Block) ([]*upstream.Delivery, *upstream
 	for i, j := 0, len(path)-1; i < j; i, j = i+1, j-1 {
 		path[i], path[j] = path[j], path[i]
 	}
-	switch {
-	case connected:
-		return path, r.fcu, false
-	case len(path) > 0 && path[0].Req.Block.Number <= head.Number+1:
-		// The walk reached the EL's height on another branch: send the branch.
-		return path, r.fcu, false
-	case len(path) > 0 && !ok:
-		// The ring does not reach back to the EL's head.
-		return nil, r.fcu, true
+	gap := !connected && len(path) > 0 && path[0].Req.Block.Number > head.Number+1 && !ok
+	if gap {
+		path = nil // the ring does not reach back to the EL's head
 	}
-	return path, r.fcu, false
+	// Otherwise: connected, or the walk reached the EL's height on another branch (send the
+	// branch: the EL imports what it can), or the EL is level with the newest head.
+	for _, d := range path {
+		d.Retain() // for the caller, who releases each
+	}
+	r.fcu.Retain()
+	return path, r.fcu, gap
+}
+
+// descends reports whether d is a descendant of the block ancestor, through blocks the ring
+// holds. Called with r.mu held.
+func (r *replayRing) descends(d *upstream.Delivery, ancestor engine.Hash) bool {
+	for hops := 0; d != nil && hops < len(r.order); hops++ {
+		if d.Req.Block.Parent == ancestor {
+			return true
+		}
+		d = r.byHash[d.Req.Block.Parent]
+	}
+	return false
 }
 
 // stats reports the ring's size.

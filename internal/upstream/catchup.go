@@ -17,6 +17,7 @@ type Replay interface {
 	// Since returns, oldest first, the newPayloads an EL whose head is head needs to reach
 	// the newest head, and the forkchoiceUpdated (without payload attributes) that sets it.
 	// gap is true when the ring does not reach back to head: the EL must sync over p2p.
+	// Every delivery returned is retained for the caller, who releases each.
 	Since(head Block) (payloads []*Delivery, forkchoice *Delivery, gap bool)
 }
 
@@ -103,6 +104,14 @@ func (l *Lane) runCatchUp(ctx context.Context) {
 	cu.ELHead = head
 	l.raiseSentHead(head)
 	payloads, fcu, gap := l.cfg.Replay.Since(head)
+	defer func() {
+		for _, d := range payloads {
+			d.Release()
+		}
+		if fcu != nil {
+			fcu.Release()
+		}
+	}()
 	cu.Gap = gap
 	for _, d := range payloads {
 		res := l.deliver(ctx, d)

@@ -3,6 +3,7 @@ package upstream
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/sync-proxy/sync-proxy/internal/engine"
@@ -26,10 +27,43 @@ type Delivery struct {
 	// Seq identifies the request among those the proxy accepted (an answer taken from another
 	// beacon node's copy of the same block is re-addressed to this request's id).
 	Seq uint64
+
+	// refs counts the holders of a pooled Body; free takes the body back at zero.
+	refs atomic.Int32
+	free func([]byte)
 	// Head is the forkchoiceUpdated head block, resolved through the proxy's block index;
 	// HeadKnown is false when the proxy had not seen that block.
 	Head      Block
 	HeadKnown bool
+}
+
+// WithBody returns a new, unpooled delivery of the same request from the same beacon node
+// with another body (what req describes), e.g. a forkchoiceUpdated without its attributes.
+func (d *Delivery) WithBody(body []byte, req engine.Request) *Delivery {
+	return &Delivery{Req: req, Body: body, BN: d.BN, Via: d.Via, Received: d.Received,
+		Head: d.Head, HeadKnown: d.HeadKnown, Seq: d.Seq}
+}
+
+// Pool makes Body a pooled buffer: free gets it back once every holder has released it. The
+// caller holds the first reference. Every holder calls Retain before it keeps the delivery
+// and Release when it lets go: a lane from Enqueue until the slot completes, a catch-up
+// while it replays, the proxy's replay ring until it forgets the block.
+func (d *Delivery) Pool(free func([]byte)) {
+	d.free = free
+	d.refs.Store(1)
+}
+
+// Retain adds a holder.
+func (d *Delivery) Retain() { d.refs.Add(1) }
+
+// Release drops a holder; the last one gives a pooled body back. Nothing may read the body
+// after its holder released it.
+func (d *Delivery) Release() {
+	if d.refs.Add(-1) == 0 && d.free != nil {
+		body := d.Body
+		d.Body = nil
+		d.free(body)
+	}
 }
 
 // Block is a block's place in the chain, as far as the proxy knows it.
@@ -85,9 +119,11 @@ func (s *Slot) Completed() bool {
 // its hooks before, so that whatever they learn (a payload id, a verdict) is known by the
 // time anyone sees the answer.
 func (s *Slot) complete(r Result) {
+	d := s.d
 	s.res = r
 	s.d = nil
 	close(s.done)
+	d.Release()
 }
 
 // Result is what became of one delivery on one lane.

@@ -286,6 +286,7 @@ func (l *Lane) State() State {
 // Enqueue queues d for this EL and returns its slot. It never blocks on the EL. The slot
 // may already be complete (dropped) when Enqueue returns.
 func (l *Lane) Enqueue(d *Delivery) *Slot {
+	d.Retain() // released when the slot completes
 	s := newSlot(d, l)
 	var dropped []*Slot
 	var reasons []DropReason
