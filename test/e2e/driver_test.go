@@ -33,7 +33,7 @@ func newDriver(t *testing.T, chain *testChain, builder *gethNode) *cldriver.Driv
 		Recipient:      common.HexToAddress("0x000000000000000000000000000000000000beef"),
 		TxsPerBlock:    txsPerBlock,
 		GenesisTime:    chain.genesisTime,
-		SlotSeconds:    slotSeconds,
+		SlotSeconds:    chain.slotSeconds,
 		FeeRecipient:   feeRecipient,
 		TargetGasLimit: genesisGasLimit,
 	})
@@ -190,4 +190,17 @@ func blockIDs(number uint64, sender int) (newPayload, forkchoice cldriver.ID) {
 		return cldriver.StringID(fmt.Sprintf("np%d", number)), cldriver.StringID(fmt.Sprintf("fcu%d", number))
 	}
 	return cldriver.NumberID(2 * number), cldriver.NumberID(2*number + 1)
+}
+
+// sendForkchoiceRequest sends any head update (e.g. a stale one from Driver.ForkchoiceUpdated)
+// to ep and returns the payload status.
+func sendForkchoiceRequest(t *testing.T, ep *cldriver.Endpoint, req cldriver.Request, id cldriver.ID) cldriver.PayloadStatus {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), blockTimeout)
+	defer cancel()
+	var resp cldriver.ForkchoiceResponse
+	if err := ep.Send(ctx, req, id, &resp); err != nil {
+		t.Fatalf("forkchoiceUpdated to %s: %v", ep.URL, err)
+	}
+	return resp.PayloadStatus
 }

@@ -72,3 +72,19 @@ func requireNonce(t *testing.T, chain *testChain, want uint64, nodes ...*gethNod
 		}
 	}
 }
+
+// awaitHeads polls until every node's head is want or timeout passes, and returns how long
+// it took and whether it happened; it does not fail the test.
+func awaitHeads(want cldriver.Head, timeout time.Duration, nodes ...*gethNode) (time.Duration, bool) {
+	start := time.Now()
+	deadline := start.Add(timeout)
+	for {
+		if _, ok := headsReport(want, nodes); ok {
+			return time.Since(start), true
+		}
+		if time.Now().After(deadline) {
+			return time.Since(start), false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

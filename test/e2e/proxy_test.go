@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sync-proxy/sync-proxy/internal/cldriver"
+	"github.com/sync-proxy/sync-proxy/internal/gethproc"
 )
 
 const proxyStartTimeout = 30 * time.Second
@@ -38,9 +39,10 @@ type beaconNode struct {
 
 // proxyConfig is what a scenario asks of sync-proxy; syncProxyArgs turns it into flags.
 type proxyConfig struct {
-	els  []proxyEL
-	bns  []*beaconNode
-	slot time.Duration
+	els   []proxyEL
+	bns   []*beaconNode
+	slot  time.Duration
+	extra []string // more flags, e.g. --silence-timeout 3s
 }
 
 // syncProxyArgs is the one place that knows sync-proxy's command line.
@@ -53,7 +55,8 @@ func syncProxyArgs(listen, opsListen string, cfg proxyConfig) []string {
 	for _, bn := range cfg.bns {
 		args = append(args, "--bn", fmt.Sprintf("name=%s,jwt-secret=%s", bn.name, bn.secretPath))
 	}
-	return append(args, "--slot-duration", cfg.slot.String(), "--log-level", "debug")
+	args = append(args, "--slot-duration", cfg.slot.String(), "--log-level", "debug")
+	return append(args, cfg.extra...)
 }
 
 // syncProxy is one running sync-proxy process.
@@ -62,7 +65,7 @@ type syncProxy struct {
 	listen  string
 	ops     string
 	logPath string
-	proc    *process
+	proc    *gethproc.Process
 }
 
 // newBeaconNode makes a BN identity with a fresh secret written to a file.
@@ -109,8 +112,8 @@ func (p *syncProxy) waitHealthy(args []string) {
 		if err == nil {
 			return
 		}
-		if p.proc.exitedNow() {
-			p.t.Fatalf("sync-proxy exited during start-up (%v)\nargs: %q\n%s", p.proc.exitErr(), args, fileTail(p.logPath, logTailLines))
+		if p.proc.ExitedNow() {
+			p.t.Fatalf("sync-proxy exited during start-up (%v)\nargs: %q\n%s", p.proc.ExitErr(), args, fileTail(p.logPath, logTailLines))
 		}
 		if time.Now().After(deadline) {
 			p.t.Fatalf("sync-proxy not healthy after %v: %v\nargs: %q\n%s", proxyStartTimeout, err, args, fileTail(p.logPath, logTailLines))
@@ -144,12 +147,13 @@ func (p *syncProxy) engine(bn *beaconNode) *cldriver.Endpoint {
 }
 
 func (p *syncProxy) cleanup() {
-	if err := p.proc.stop(stopTimeout); err != nil {
+	if err := p.proc.Stop(stopTimeout); err != nil {
 		p.t.Errorf("sync-proxy: stop: %v", err)
 	}
 	if p.t.Failed() {
 		p.t.Logf("---- sync-proxy log tail (%s) ----\n%s", p.logPath, fileTail(p.logPath, logTailLines))
 	}
+	keepLog(p.t, "sync-proxy", p.logPath)
 }
 
 // syncProxyBuild is the binary built once per test binary run.
@@ -236,7 +240,7 @@ func TestProxyDirectMode(t *testing.T) {
 		bns:  bns,
 		slot: slotSeconds * time.Second,
 	})
-	requireLoopbackOnly(t, "sync-proxy", proxy.proc.cmd.Process.Pid)
+	requireLoopbackOnly(t, "sync-proxy", proxy.proc.PID())
 	driver := newDriver(t, chain, nodes[0])
 	engines := []*cldriver.Endpoint{proxy.engine(bns[0]), proxy.engine(bns[1])}
 

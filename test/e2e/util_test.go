@@ -1,56 +1,48 @@
 package e2e
 
 import (
-	"bytes"
-	"math/rand/v2"
-	"net"
 	"os"
-	"strconv"
+	"path/filepath"
+	"strings"
 	"testing"
-)
 
-// Ports handed to child processes come from below the kernel's ephemeral range, so that no
-// outgoing connection can be using one as its source port when a process (re)binds it.
-const (
-	minTestPort = 20000
-	maxTestPort = 32000 // Linux's ephemeral range starts at 32768 by default
+	"github.com/sync-proxy/sync-proxy/internal/gethproc"
 )
 
 // freePort returns a random loopback TCP port outside the ephemeral range that is free now.
 func freePort(t testing.TB) int {
 	t.Helper()
-	for range 100 {
-		port := minTestPort + rand.IntN(maxTestPort-minTestPort)
-		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		if err != nil {
-			continue
-		}
-		l.Close()
-		return port
+	p, err := gethproc.FreePort()
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("no free port in [%d, %d) after 100 tries", minTestPort, maxTestPort)
-	return 0
+	return p
 }
 
 // fileTail returns the last n lines of a file, or why it could not be read.
-func fileTail(path string, n int) string {
+func fileTail(path string, n int) string { return gethproc.FileTail(path, n) }
+
+// keepLog copies a process's log to $E2E_LOG_DIR/<test>/<name>.log when the test failed (or
+// always, with E2E_KEEP_LOGS=all) and the variable is set, so that CI can upload the folder:
+// the temp dirs are removed after the test.
+func keepLog(t testing.TB, name, path string) {
+	dir := os.Getenv("E2E_LOG_DIR")
+	if dir == "" || (!t.Failed() && os.Getenv("E2E_KEEP_LOGS") != "all") {
+		return
+	}
+	dst := filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_"))
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		t.Logf("keep %s log: %v", name, err)
+		return
+	}
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return "(" + err.Error() + ")"
+		t.Logf("keep %s log: %v", name, err)
+		return
 	}
-	return tail(raw, n)
-}
-
-// tail returns the last n lines of b.
-func tail(b []byte, n int) string {
-	b = bytes.TrimRight(b, "\n")
-	for i := len(b) - 1; i >= 0; i-- {
-		if b[i] == '\n' {
-			n--
-			if n == 0 {
-				return string(b[i+1:])
-			}
-		}
+	if err := os.WriteFile(filepath.Join(dst, name+".log"), raw, 0o644); err != nil {
+		t.Logf("keep %s log: %v", name, err)
+		return
 	}
-	return string(b)
+	t.Logf("%s log kept in %s", name, dst)
 }
