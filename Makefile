@@ -6,7 +6,7 @@ LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 BIN       := bin/sync-proxy
 FUZZTIME  ?= 30s
 
-.PHONY: help build test test-unit test-e2e lint fmt fuzz bench devnet clean
+.PHONY: help build test test-unit test-e2e lint fmt fuzz bench soak devnet clean
 
 help: #? list the targets
 	@grep -E '^[a-z-]+:.*#\?' $(MAKEFILE_LIST) | sed -E 's/:.*#\? /\t/' | expand -t 14
@@ -14,9 +14,9 @@ help: #? list the targets
 build: #? build bin/sync-proxy (static, trimmed, versioned)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/sync-proxy
 
-test: #? the whole suite, as CI runs it: vet, then every test with -race (needs geth, nginx, chromium, lodestar)
-	$(GO) vet ./...
-	$(GO) test -race -count=1 -timeout 75m ./...
+test: lint #? the whole suite, as CI runs it: lint, every test with -race, then each fuzz target briefly (needs geth, nginx, chromium, lodestar, root for test/netfault)
+	$(GO) test -race -count=1 -timeout 80m ./...
+	$(MAKE) --no-print-directory fuzz FUZZTIME=3s
 
 test-unit: #? unit tests only (no real clients)
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /test/e2e)
@@ -39,6 +39,20 @@ fuzz: #? run every fuzz target for FUZZTIME each (default 30s)
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; \
 	done
+
+bench: build #? measure the hop: floor, nginx, sync-proxy (mirror, direct 1/16 followers, a hung follower); writes bin/bench.md
+	$(GO) build -o bin/sync-proxy-load ./cmd/sync-proxy-load
+	bin/sync-proxy-load bench --proxy-bin $(BIN) --out bin/bench.md $(BENCHFLAGS)
+
+devnet: build #? see it work: three gethes behind sync-proxy, two simulated beacon nodes, a block every 4 s; Ctrl-C stops all
+	@command -v geth >/dev/null 2>&1 || test -x "$${GETH_BINARY:-$$($(GO) env GOPATH)/bin/geth}" || { \
+	  echo "geth not found: installing geth v1.17.10 (go install, a few minutes)"; \
+	  $(GO) install github.com/ethereum/go-ethereum/cmd/geth@v1.17.10; }
+	$(GO) build -o bin/sync-proxy-devnet ./cmd/sync-proxy-devnet
+	bin/sync-proxy-devnet --sync-proxy $(BIN) $(DEVNETFLAGS)
+
+soak: #? the soak for SOAK_DURATION (default 10m): 3 BNs, 4 ELs (one flapping), accelerated slots; every block accounted for, goroutines and memory flat
+	SOAK_DURATION=$${SOAK_DURATION:-10m} $(GO) test -count=1 -run '^TestSoak$$' -timeout 60m -v ./internal/proxy/
 
 clean: #? remove build outputs
 	rm -rf bin
