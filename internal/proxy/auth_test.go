@@ -123,6 +123,7 @@ func TestInboundAuthMatrix(t *testing.T) {
 		{"basic scheme", "Basic dXNlcjpwYXNz", 401, "missing token"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			r.waitIdle() // what earlier cases sent has arrived
 			before := totalRequests(r)
 			code, body := r.postAuth("/", tc.auth, newPayloadBody(`1`, 1))
 			if code != tc.status {

@@ -380,9 +380,9 @@ func (p *Proxy) newPayload(ctx context.Context, d *upstream.Delivery) ([]byte, O
 }
 
 // needsResend reports whether a lane should get a block again although it already had it:
-// the earlier send failed or was dropped, the EL refused that copy with a JSON-RPC error
-// (another beacon node's malformed or wrong-version request), or it could not validate it
-// then (SYNCING).
+// the earlier send failed or was dropped, the EL refused that copy with a JSON-RPC error (a
+// malformed copy from one beacon node must not hide the good copy from another), or it could
+// not validate the block then (SYNCING).
 func needsResend(s *upstream.Slot) bool {
 	if s == nil || !s.Completed() {
 		return false
