@@ -247,9 +247,14 @@ func (p *Proxy) Drain(ctx context.Context) error {
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	bn, class, outcome := "", engine.ClassNonEngine, OutcomeRejected
+	var source, method string
 	defer func() {
+		took := time.Since(start)
 		if p.cfg.Hooks.OnRequest != nil {
-			p.cfg.Hooks.OnRequest(bn, class, outcome, time.Since(start))
+			p.cfg.Hooks.OnRequest(bn, class, outcome, took)
+		}
+		if p.log.Enabled(r.Context(), slog.LevelDebug) {
+			p.log.Debug("request", "bn", bn, "identified_by", source, "method", method, "outcome", outcome, "took", took)
 		}
 	}()
 
@@ -302,7 +307,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := p.identify(r, jwtName)
-	bn = id.Name
+	bn, source = id.Name, id.Source
 
 	req, err := engine.Inspect(body)
 	if err != nil {
@@ -313,7 +318,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, engine.ErrorResponse(req.ID, ee))
 		return
 	}
-	class = req.Class
+	class, method = req.Class, req.Method
 	via := r.Header.Get(upstream.HeaderVia)
 	if via != "" && p.trusted(remoteAddr(r.RemoteAddr)) && containsHop(via, p.cfg.Instance) {
 		outcome = OutcomeLoop
