@@ -6,17 +6,21 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
 
 // Command describes a child process to start.
 type Command struct {
-	Bin     string
-	Args    []string
-	Dir     string   // working directory; "" inherits
-	Env     []string // extra environment variables (KEY=VALUE) on top of os.Environ()
-	LogPath string   // stdout and stderr are appended here
+	Bin  string
+	Args []string
+	Dir  string   // working directory; "" inherits
+	Env  []string // extra environment variables (KEY=VALUE) on top of os.Environ()
+	// Drop names prefixes of inherited environment variables the child must not see
+	// (Lodestar reads every LODESTAR_* variable as a flag).
+	Drop    []string
+	LogPath string // stdout and stderr are appended here
 	// OwnGroup puts the child in its own process group, so that a Ctrl-C at the terminal
 	// reaches only the parent, which then stops the child itself.
 	OwnGroup bool
@@ -37,8 +41,13 @@ func (c Command) Start() (*Process, error) {
 	}
 	cmd := exec.Command(c.Bin, c.Args...)
 	cmd.Dir = c.Dir
-	if len(c.Env) > 0 {
-		cmd.Env = append(os.Environ(), c.Env...)
+	if len(c.Env) > 0 || len(c.Drop) > 0 {
+		for _, kv := range os.Environ() {
+			if !hasAnyPrefix(kv, c.Drop) {
+				cmd.Env = append(cmd.Env, kv)
+			}
+		}
+		cmd.Env = append(cmd.Env, c.Env...)
 	}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = childProcAttr(c.OwnGroup)
@@ -126,4 +135,13 @@ func (p *Process) Kill() error {
 	}
 	<-p.exited
 	return nil
+}
+
+func hasAnyPrefix(s string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
 }

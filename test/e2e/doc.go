@@ -19,7 +19,7 @@
 //   - geth v1.17.10: $GETH_BINARY, PATH, then $GOPATH/bin/geth (go install
 //     github.com/ethereum/go-ethereum/cmd/geth@v1.17.10).
 //   - nginx: $NGINX_BINARY, PATH, then /usr/sbin/nginx.
-//   - Lodestar v1.5.1: $LODESTAR_DIR (default ~/.cache/sync-proxy/lodestar), installed by
+//   - Lodestar v1.5.1: $SYNC_PROXY_LODESTAR_DIR (default ~/.cache/sync-proxy/lodestar), installed by
 //     /work/shared/real-clients/lodestar/install.sh DIR, run with node from PATH.
 //
 // Run them with

@@ -20,7 +20,8 @@ import (
 )
 
 // Lodestar v1.5.1 (Capella only), installed by /work/shared/real-clients/lodestar/install.sh
-// DIR; CI sets LODESTAR_DIR to DIR.
+// DIR; CI sets SYNC_PROXY_LODESTAR_DIR to DIR. (Not LODESTAR_*: Lodestar reads every
+// LODESTAR_* variable as a command-line flag, so LODESTAR_DIR would become --dir.)
 const (
 	lodestarScript      = "node_modules/@chainsafe/lodestar/lib/index.js"
 	lodestarDefaultDir  = ".cache/sync-proxy/lodestar" // under $HOME
@@ -31,14 +32,14 @@ const (
 // lodestarCommand returns node and Lodestar's entry script; missing either is a failure.
 func lodestarCommand(t *testing.T) (node, script string) {
 	t.Helper()
-	dir := os.Getenv("LODESTAR_DIR")
+	dir := os.Getenv("SYNC_PROXY_LODESTAR_DIR")
 	if dir == "" {
 		home, _ := os.UserHomeDir()
 		dir = filepath.Join(home, lodestarDefaultDir)
 	}
 	script = filepath.Join(dir, lodestarScript)
 	if _, err := os.Stat(script); err != nil {
-		t.Fatalf("Lodestar not found at %s (%v); install it with: bash /work/shared/real-clients/lodestar/install.sh %s, and set LODESTAR_DIR", script, err, dir)
+		t.Fatalf("Lodestar not found at %s (%v); install it with: bash /work/shared/real-clients/lodestar/install.sh %s, and set SYNC_PROXY_LODESTAR_DIR", script, err, dir)
 	}
 	node, err := exec.LookPath("node")
 	if err != nil {
@@ -103,7 +104,7 @@ func newLodestar(t *testing.T, name, node, script string, engineURL, jwtPath str
 // start launches the node in its folder (lodestar dev writes genesis.ssz there).
 func (l *lodestarNode) start() {
 	l.t.Helper()
-	p, err := gethproc.Command{Bin: l.node, Args: l.args, Dir: l.dir, Env: []string{"LODESTAR_PRESET=minimal"}, LogPath: l.logPath}.Start()
+	p, err := gethproc.Command{Bin: l.node, Args: l.args, Dir: l.dir, Env: []string{"LODESTAR_PRESET=minimal"}, Drop: []string{"LODESTAR_"}, LogPath: l.logPath}.Start()
 	if err != nil {
 		l.t.Fatalf("%s: %v", l.name, err)
 	}
