@@ -348,13 +348,15 @@ func TestSoak(t *testing.T) {
 		<-tick.C
 	}
 
-	// Heal the flapping EL and send one more block; then everyone must be on the head.
+	// Heal the flapping EL and have the writer (whichever beacon node won the race for block
+	// 1, or took over since) send one more block; then everyone must be on the head.
 	els[flapping].setDown(false)
 	n++
 	r.clk.Set(time.Unix(int64(blockTS(n)), 0))
 	led.accept(blockHash(n))
-	post("bn0", newPayloadBody(`"last-np"`, n))
-	post("bn0", forkchoiceBody(`"last-fcu"`, n, false))
+	writer, _ := r.p.Tracker().Writer()
+	post(writer, newPayloadBody(`"last-np"`, n))
+	post(writer, forkchoiceBody(`"last-fcu"`, n, false))
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		r.waitIdle()
@@ -368,7 +370,7 @@ func TestSoak(t *testing.T) {
 			break
 		}
 		time.Sleep(50 * time.Millisecond) // a catch-up may still be due (CatchUpInterval)
-		post("bn0", forkchoiceBody(`"again-fcu"`, n, false))
+		post(writer, forkchoiceBody(`"again-fcu"`, n, false))
 	}
 	final := take(time.Since(start))
 
