@@ -2,112 +2,12 @@ package proxy
 
 import (
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/sync-proxy/sync-proxy/internal/clock"
-	"github.com/sync-proxy/sync-proxy/internal/engine"
 	"github.com/sync-proxy/sync-proxy/internal/upstream"
 )
-
-// chainEL is an execution client with no p2p peers, as far as the proxy can tell: it imports
-// a block only when it has its parent (SYNCING otherwise), follows forkchoiceUpdated to
-// blocks it has, and serves eth_getBlockByNumber("latest") and eth_getBlockByHash.
-type chainEL struct {
-	srv *httptest.Server
-
-	mu     sync.Mutex
-	down   bool
-	blocks map[engine.Hash]upstream.Block
-	head   upstream.Block
-	heads  []uint64 // every head it moved to, in order
-}
-
-func newChainEL(t *testing.T) *chainEL {
-	c := &chainEL{blocks: map[engine.Hash]upstream.Block{}}
-	g := upstream.Block{Hash: blockHash(0), Number: 0, Timestamp: blockTS(0)}
-	c.blocks[g.Hash], c.head = g, g
-	c.srv = httptest.NewServer(http.HandlerFunc(c.serve))
-	t.Cleanup(c.srv.Close)
-	return c
-}
-
-func (c *chainEL) setDown(down bool) {
-	c.mu.Lock()
-	c.down = down
-	c.mu.Unlock()
-}
-
-func (c *chainEL) headNumber() uint64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.head.Number
-}
-
-func (c *chainEL) serve(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.down { // as if the process were gone: the connection breaks
-		if hj, ok := w.(http.Hijacker); ok {
-			if conn, _, err := hj.Hijack(); err == nil {
-				conn.Close()
-				return
-			}
-		}
-		w.WriteHeader(http.StatusServiceUnavailable)
-		return
-	}
-	req, err := engine.Inspect(body)
-	if err != nil {
-		w.Write(engine.ErrorResponse(nil, &engine.Error{Code: -32700, Message: err.Error()}))
-		return
-	}
-	blockJSON := func(b upstream.Block) string {
-		return fmt.Sprintf(`{"hash":"%s","number":"0x%x","timestamp":"0x%x"}`, b.Hash, b.Number, b.Timestamp)
-	}
-	var result string
-	switch {
-	case req.Class == engine.ClassNewPayload:
-		b := req.Block
-		if _, ok := c.blocks[b.Parent]; !ok {
-			result = `{"status":"SYNCING","latestValidHash":null,"validationError":null}`
-			break
-		}
-		c.blocks[b.Hash] = upstream.Block{Hash: b.Hash, Number: b.Number, Timestamp: b.Timestamp}
-		result = fmt.Sprintf(`{"status":"VALID","latestValidHash":"%s","validationError":null}`, b.Hash)
-	case req.Class == engine.ClassForkchoice:
-		b, ok := c.blocks[req.Forkchoice.Head]
-		if !ok {
-			result = `{"payloadStatus":{"status":"SYNCING","latestValidHash":null,"validationError":null},"payloadId":null}`
-			break
-		}
-		c.head = b
-		c.heads = append(c.heads, b.Number)
-		result = fmt.Sprintf(`{"payloadStatus":{"status":"VALID","latestValidHash":"%s","validationError":null},"payloadId":null}`, b.Hash)
-	case req.Method == "eth_getBlockByNumber":
-		result = blockJSON(c.head)
-	case req.Method == "eth_getBlockByHash":
-		var h engine.Hash
-		// params[0] is the hash; the proxy writes it in a fixed place.
-		if i := len(`{"jsonrpc":"2.0","id":"sync-proxy-block","method":"eth_getBlockByHash","params":["`); len(body) > i+66 {
-			_ = h.UnmarshalText(body[i : i+66])
-		}
-		if b, ok := c.blocks[h]; ok {
-			result = blockJSON(b)
-		} else {
-			result = "null"
-		}
-	default:
-		result = "null"
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Write(engine.ResultResponse(req.ID, []byte(result)))
-}
 
 func chainRig(t *testing.T, n int) (*rig, []*chainEL) {
 	r := &rig{t: t, clk: clock.NewManual(time.Unix(int64(blockTS(1)), 0)), done: make(chan struct{})}

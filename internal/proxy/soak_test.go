@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"runtime"
 	"slices"
@@ -35,7 +34,7 @@ const (
 	soakFlapEvery  = 40                     // the flapping EL is down for soakFlapDown slots every soakFlapEvery
 	soakFlapDown   = 5
 	soakSilentEach = 300 // every soakSilentEach slots one BN (in turn) is silent for 3 slots
-	soakRecent     = 256 // blocks a soakEL remembers (the replay ring is 64)
+	soakRecent     = 256 // blocks and heads each EL remembers (the replay ring is 64)
 )
 
 func soakDuration(t *testing.T) time.Duration {
@@ -48,110 +47,6 @@ func soakDuration(t *testing.T) time.Duration {
 		t.Fatalf("SOAK_DURATION=%q: want a positive Go duration", s)
 	}
 	return d
-}
-
-// soakEL is a peerless execution client with bounded memory: it imports a block only when it
-// has the parent, follows head updates to blocks it has, answers its head, and counts.
-type soakEL struct {
-	srv *httptest.Server
-
-	mu       sync.Mutex
-	down     bool
-	recent   map[engine.Hash]upstream.Block
-	order    []engine.Hash
-	head     upstream.Block
-	imported uint64 // distinct blocks imported
-	back     uint64 // head updates to an older block than the current head
-	requests uint64
-}
-
-func newSoakEL(t *testing.T) *soakEL {
-	e := &soakEL{recent: map[engine.Hash]upstream.Block{}}
-	g := upstream.Block{Hash: blockHash(0), Timestamp: blockTS(0)}
-	e.recent[g.Hash], e.head = g, g
-	e.order = append(e.order, g.Hash)
-	e.srv = httptest.NewServer(http.HandlerFunc(e.serve))
-	t.Cleanup(e.srv.Close)
-	return e
-}
-
-func (e *soakEL) setDown(down bool) {
-	e.mu.Lock()
-	e.down = down
-	e.mu.Unlock()
-}
-
-func (e *soakEL) snapshot() (head upstream.Block, imported, back, requests uint64) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.head, e.imported, e.back, e.requests
-}
-
-func (e *soakEL) serve(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.requests++
-	if e.down {
-		if hj, ok := w.(http.Hijacker); ok {
-			if conn, _, err := hj.Hijack(); err == nil {
-				conn.Close()
-				return
-			}
-		}
-		w.WriteHeader(http.StatusServiceUnavailable)
-		return
-	}
-	req, err := engine.Inspect(body)
-	if err != nil {
-		w.Write(engine.ErrorResponse(nil, &engine.Error{Code: engine.CodeParseError, Message: err.Error()}))
-		return
-	}
-	blockJSON := func(b upstream.Block) string {
-		return fmt.Sprintf(`{"hash":"%s","number":"0x%x","timestamp":"0x%x"}`, b.Hash, b.Number, b.Timestamp)
-	}
-	result := "null"
-	switch {
-	case req.Class == engine.ClassNewPayload:
-		b := req.Block
-		if _, ok := e.recent[b.Parent]; !ok {
-			result = `{"status":"SYNCING","latestValidHash":null,"validationError":null}`
-			break
-		}
-		if _, ok := e.recent[b.Hash]; !ok {
-			e.imported++
-			e.recent[b.Hash] = upstream.Block{Hash: b.Hash, Number: b.Number, Timestamp: b.Timestamp}
-			e.order = append(e.order, b.Hash)
-			if len(e.order) > soakRecent {
-				delete(e.recent, e.order[0])
-				e.order = slices.Delete(e.order, 0, 1)
-			}
-		}
-		result = fmt.Sprintf(`{"status":"VALID","latestValidHash":"%s","validationError":null}`, b.Hash)
-	case req.Class == engine.ClassForkchoice:
-		b, ok := e.recent[req.Forkchoice.Head]
-		if !ok {
-			result = `{"payloadStatus":{"status":"SYNCING","latestValidHash":null,"validationError":null},"payloadId":null}`
-			break
-		}
-		if b.Number < e.head.Number {
-			e.back++
-		}
-		e.head = b
-		result = fmt.Sprintf(`{"payloadStatus":{"status":"VALID","latestValidHash":"%s","validationError":null},"payloadId":null}`, b.Hash)
-	case req.Method == "eth_getBlockByNumber":
-		result = blockJSON(e.head)
-	case req.Method == "eth_getBlockByHash":
-		var h engine.Hash
-		if i := strings.Index(string(body), `"params":["`); i >= 0 && len(body) >= i+11+66 {
-			_ = h.UnmarshalText(body[i+11 : i+11+66])
-		}
-		if b, ok := e.recent[h]; ok {
-			result = blockJSON(b)
-		}
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Write(engine.ResultResponse(req.ID, []byte(result)))
 }
 
 // ledger accounts for every accepted newPayload on every lane: the first outcome each lane
@@ -251,11 +146,11 @@ func rssBytes() uint64 {
 func TestSoak(t *testing.T) {
 	dur := soakDuration(t)
 	const nBN, nEL, flapping = 3, 4, 3
-	var els []*soakEL
+	var els []*chainEL
 	led := newLedger(nEL)
 	cfg := Config{Instance: "soak", Election: testElection()}
 	for i := range nEL {
-		e := newSoakEL(t)
+		e := newBoundedChainEL(t, soakRecent)
 		els = append(els, e)
 		role := upstream.RoleFollower
 		if i == 0 {

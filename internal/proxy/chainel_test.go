@@ -1,0 +1,148 @@
+package proxy
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/sync-proxy/sync-proxy/internal/engine"
+	"github.com/sync-proxy/sync-proxy/internal/upstream"
+)
+
+// chainEL is an execution client with no p2p peers, as far as the proxy can tell: it imports
+// a block only when it has its parent (SYNCING otherwise), follows forkchoiceUpdated to
+// blocks it has, serves eth_getBlockByNumber("latest") and eth_getBlockByHash, and counts
+// what it did. With keep > 0 it remembers only the newest keep blocks and heads, so a soak
+// can run it for hours.
+type chainEL struct {
+	srv  *httptest.Server
+	keep int
+
+	mu       sync.Mutex
+	down     bool
+	blocks   map[engine.Hash]upstream.Block
+	order    []engine.Hash // blocks in import order, for the bound
+	head     upstream.Block
+	heads    []uint64 // the heads it moved to, in order (the newest keep when bounded)
+	imported uint64   // distinct blocks imported
+	back     uint64   // head updates to an older block than the current head
+	requests uint64
+}
+
+func newChainEL(t *testing.T) *chainEL { return newBoundedChainEL(t, 0) }
+
+// newBoundedChainEL is a chainEL that remembers at most keep blocks and heads (0: all).
+func newBoundedChainEL(t *testing.T, keep int) *chainEL {
+	c := &chainEL{keep: keep, blocks: map[engine.Hash]upstream.Block{}}
+	g := upstream.Block{Hash: blockHash(0), Number: 0, Timestamp: blockTS(0)}
+	c.blocks[g.Hash], c.head = g, g
+	c.order = append(c.order, g.Hash)
+	c.srv = httptest.NewServer(http.HandlerFunc(c.serve))
+	t.Cleanup(c.srv.Close)
+	return c
+}
+
+// setDown makes the EL break every connection, as if the process were gone, or stop doing so.
+func (c *chainEL) setDown(down bool) {
+	c.mu.Lock()
+	c.down = down
+	c.mu.Unlock()
+}
+
+func (c *chainEL) headNumber() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.head.Number
+}
+
+func (c *chainEL) snapshot() (head upstream.Block, imported, back, requests uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.head, c.imported, c.back, c.requests
+}
+
+// importBlock remembers b, forgetting the oldest block when bounded. Called with c.mu held.
+func (c *chainEL) importBlock(b upstream.Block) {
+	if _, ok := c.blocks[b.Hash]; ok {
+		return
+	}
+	c.imported++
+	c.blocks[b.Hash] = b
+	c.order = append(c.order, b.Hash)
+	if c.keep > 0 && len(c.order) > c.keep {
+		delete(c.blocks, c.order[0])
+		c.order = c.order[1:]
+	}
+}
+
+// moveHead follows a forkchoiceUpdated to b. Called with c.mu held.
+func (c *chainEL) moveHead(b upstream.Block) {
+	if b.Number < c.head.Number {
+		c.back++
+	}
+	c.head = b
+	c.heads = append(c.heads, b.Number)
+	if c.keep > 0 && len(c.heads) > c.keep {
+		c.heads = c.heads[1:]
+	}
+}
+
+func (c *chainEL) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.requests++
+	if c.down {
+		if hj, ok := w.(http.Hijacker); ok {
+			if conn, _, err := hj.Hijack(); err == nil {
+				conn.Close()
+				return
+			}
+		}
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
+	req, err := engine.Inspect(body)
+	if err != nil {
+		w.Write(engine.ErrorResponse(nil, &engine.Error{Code: engine.CodeParseError, Message: err.Error()}))
+		return
+	}
+	blockJSON := func(b upstream.Block) string {
+		return fmt.Sprintf(`{"hash":"%s","number":"0x%x","timestamp":"0x%x"}`, b.Hash, b.Number, b.Timestamp)
+	}
+	result := "null"
+	switch {
+	case req.Class == engine.ClassNewPayload:
+		b := req.Block
+		if _, ok := c.blocks[b.Parent]; !ok {
+			result = `{"status":"SYNCING","latestValidHash":null,"validationError":null}`
+			break
+		}
+		c.importBlock(upstream.Block{Hash: b.Hash, Number: b.Number, Timestamp: b.Timestamp})
+		result = fmt.Sprintf(`{"status":"VALID","latestValidHash":"%s","validationError":null}`, b.Hash)
+	case req.Class == engine.ClassForkchoice:
+		b, ok := c.blocks[req.Forkchoice.Head]
+		if !ok {
+			result = `{"payloadStatus":{"status":"SYNCING","latestValidHash":null,"validationError":null},"payloadId":null}`
+			break
+		}
+		c.moveHead(b)
+		result = fmt.Sprintf(`{"payloadStatus":{"status":"VALID","latestValidHash":"%s","validationError":null},"payloadId":null}`, b.Hash)
+	case req.Method == "eth_getBlockByNumber":
+		result = blockJSON(c.head)
+	case req.Method == "eth_getBlockByHash":
+		var h engine.Hash
+		if i := strings.Index(string(body), `"params":["`); i >= 0 && len(body) >= i+11+66 {
+			_ = h.UnmarshalText(body[i+11 : i+11+66])
+		}
+		if b, ok := c.blocks[h]; ok {
+			result = blockJSON(b)
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(engine.ResultResponse(req.ID, []byte(result)))
+}
