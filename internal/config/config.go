@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sync-proxy/sync-proxy/internal/backlog"
 )
 
 // Config is everything sync-proxy is told at start-up.
@@ -37,7 +39,7 @@ type Config struct {
 	Mode          string // auto, direct or mirror
 	DialTimeout   time.Duration
 	FailoverAfter time.Duration
-	QueueSize     int
+	BacklogBytes  int64 // what the lanes hold together; a shared body counts once
 	MaxBodyBytes  int64
 	HeadAllowance time.Duration
 	ReplayBlocks  int   // newPayloads kept to catch up a returning EL; 0 disables catch-up
@@ -85,7 +87,7 @@ func Default() Config {
 		Mode:           "auto",
 		DialTimeout:    2 * time.Second,
 		FailoverAfter:  time.Second,
-		QueueSize:      256,
+		BacklogBytes:   backlog.DefaultBytes,
 		MaxBodyBytes:   32 << 20,
 		ReplayBlocks:   64,
 		ReplayBytes:    256 << 20,
@@ -221,8 +223,8 @@ func (c Config) Validate() error {
 		add("--replay-blocks and --replay-bytes must not be negative")
 	}
 	errs = append(errs, c.validateNetwork()...)
-	if c.QueueSize < 1 {
-		add("--queue-size %d: must be at least 1", c.QueueSize)
+	if c.BacklogBytes < c.MaxBodyBytes {
+		add("--backlog-bytes %d: must be at least --max-body (%d): one block must fit", c.BacklogBytes, c.MaxBodyBytes)
 	}
 	if c.MaxBodyBytes < 1<<20 {
 		add("--max-body %d: must be at least 1 MiB (a newPayload runs to 16 MB)", c.MaxBodyBytes)

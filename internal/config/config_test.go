@@ -91,6 +91,32 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
+func TestQueueSizeRefused(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		env  map[string]string
+	}{
+		{[]string{"--queue-size", "256"}, nil},
+		{nil, map[string]string{"SYNC_PROXY_QUEUE_SIZE": "256"}},
+	} {
+		_, err := Parse(c.args, env(c.env), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "--backlog-bytes") {
+			t.Errorf("%v %v: error %v, want one naming --backlog-bytes", c.args, c.env, err)
+		}
+	}
+	cfg, err := Parse([]string{"--backlog-bytes", "64MiB"}, env(nil), io.Discard)
+	if err != nil || cfg.BacklogBytes != 64<<20 {
+		t.Fatalf("--backlog-bytes 64MiB: %d, %v", cfg.BacklogBytes, err)
+	}
+	if Default().BacklogBytes != 512<<20 {
+		t.Fatalf("default backlog %d, want 512 MiB", Default().BacklogBytes)
+	}
+	cfg.MaxBodyBytes = 128 << 20
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "--backlog-bytes") {
+		t.Errorf("a budget below --max-body: %v", err)
+	}
+}
+
 func TestValidateReportsEverything(t *testing.T) {
 	c := Default()
 	c.Listen = "0.0.0.0:25590"

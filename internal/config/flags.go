@@ -27,6 +27,7 @@ func Parse(args []string, lookup func(string) (string, bool), usage io.Writer) (
 	var trusted listValue
 	maxBody := sizeValue{&c.MaxBodyBytes}
 	replayBytes := sizeValue{&c.ReplayBytes}
+	backlogBytes := sizeValue{&c.BacklogBytes}
 
 	str := func(p *string, name, help string) { fs.StringVar(p, name, *p, help+envHelp(name)) }
 	dur := func(p *time.Duration, name, help string) { fs.Var(durValue{p}, name, help+envHelp(name)) }
@@ -40,7 +41,10 @@ func Parse(args []string, lookup func(string) (string, bool), usage io.Writer) (
 	str(&c.Mode, "mode", "auto (direct when an EL is primary, else mirror), direct or mirror")
 	dur(&c.DialTimeout, "dial-timeout", "time to connect to an EL")
 	dur(&c.FailoverAfter, "failover-after", "direct mode: wait this long for the primary before a follower's answer is used")
-	fs.IntVar(&c.QueueSize, "queue-size", c.QueueSize, "requests held per EL; when full the oldest newPayload is dropped"+envHelp("queue-size"))
+	fs.Var(backlogBytes, "backlog-bytes", "what the ELs' queues may hold together, a body counted once however many ELs wait for it (e.g. 512MiB); past it the EL that holds the most sheds its newest blocks and heals from the recent blocks once drained"+envHelp("backlog-bytes"))
+	fs.Func("queue-size", "removed: the backlog is bounded in bytes by --backlog-bytes", func(string) error {
+		return errors.New("--queue-size was replaced by --backlog-bytes: one budget in bytes that all ELs share (default 512MiB); remove --queue-size (or SYNC_PROXY_QUEUE_SIZE)")
+	})
 	fs.Var(maxBody, "max-body", "largest request body accepted (e.g. 32MiB)"+envHelp("max-body"))
 	dur(&c.HeadAllowance, "head-allowance", "how much older than the head an EL was last sent a forkchoiceUpdated head may be (0: never move a head back)")
 	fs.IntVar(&c.ReplayBlocks, "replay-blocks", c.ReplayBlocks, "recent newPayloads kept to catch up an EL that comes back or lacks a parent (0 disables catch-up)"+envHelp("replay-blocks"))

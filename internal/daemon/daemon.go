@@ -115,7 +115,7 @@ func New(cfg config.Config, build Build, log *slog.Logger) (*Daemon, error) {
 			role = upstream.RoleFollower
 		}
 		uc := upstream.Config{
-			Name: e.Name, URL: e.URL, Role: role, QueueSize: cfg.QueueSize,
+			Name: e.Name, URL: e.URL, Role: role,
 			DialTimeout: cfg.DialTimeout, HeadAllowance: cfg.HeadAllowance, UserAgent: ua,
 		}
 		path := e.JWTSecret
@@ -151,6 +151,7 @@ func New(cfg config.Config, build Build, log *slog.Logger) (*Daemon, error) {
 		MaxBodyBytes:   cfg.MaxBodyBytes,
 		FailoverAfter:  cfg.FailoverAfter,
 		Instance:       cfg.InstanceID,
+		BacklogBytes:   cfg.BacklogBytes,
 		ReplayBlocks:   replayBlocks(cfg.ReplayBlocks),
 		ReplayBytes:    cfg.ReplayBytes,
 		Hooks:          m.ProxyHooks(),

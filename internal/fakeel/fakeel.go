@@ -79,6 +79,14 @@ type EL struct {
 	issued   map[string]bool            // payload ids issued (strict mode)
 	results  map[string]json.RawMessage // per-method result overrides
 	errs     map[string]*engine.Error   // per-method error answers
+	// chain is set by SetChain: the EL imports a block only onto a parent it has.
+	chain *chain
+}
+
+// chain is what a fake EL in chain mode has imported, and its head.
+type chain struct {
+	blocks map[engine.Hash]engine.Block
+	head   engine.Block
 }
 
 // New starts a fake EL on 127.0.0.1. When secret is non-nil every request must carry a token
@@ -196,6 +204,74 @@ func (e *EL) SetStrictPayloads(on bool) {
 	e.mu.Unlock()
 }
 
+// SetChain makes the EL keep a chain from genesis, as a peerless geth does: a newPayload
+// whose parent it lacks is answered SYNCING and not imported, a forkchoiceUpdated to a head
+// it lacks is answered SYNCING, and eth_getBlockByNumber("latest") and eth_getBlockByHash
+// answer from the chain. Status overrides (SetStatus, SetVerdict) still apply on top.
+func (e *EL) SetChain(genesis engine.Block) {
+	e.mu.Lock()
+	e.chain = &chain{blocks: map[engine.Hash]engine.Block{genesis.Hash: genesis}, head: genesis}
+	e.mu.Unlock()
+}
+
+// Head returns the head of a chain-mode EL (see SetChain).
+func (e *EL) Head() engine.Block {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.chain == nil {
+		return engine.Block{}
+	}
+	return e.chain.head
+}
+
+// follow applies req to the chain and returns the status to answer with, or "" when req does
+// not touch the chain. Called with e.mu held, for a request that will be answered.
+func (c *chain) follow(req engine.Request, status engine.Status) engine.Status {
+	switch req.Class {
+	case engine.ClassNewPayload:
+		if _, ok := c.blocks[req.Block.Parent]; !ok {
+			return engine.StatusSyncing
+		}
+		if status == engine.StatusValid {
+			c.blocks[req.Block.Hash] = req.Block
+		}
+	case engine.ClassForkchoice:
+		b, ok := c.blocks[req.Forkchoice.Head]
+		if !ok {
+			return engine.StatusSyncing
+		}
+		if status == engine.StatusValid {
+			c.head = b
+		}
+	}
+	return status
+}
+
+// blockJSON answers eth_getBlockByNumber("latest") and eth_getBlockByHash from the chain
+// (the fields sync-proxy reads), or null.
+func (c *chain) blockJSON(req engine.Request, body []byte) (json.RawMessage, bool) {
+	var b engine.Block
+	switch req.Method {
+	case "eth_getBlockByNumber":
+		b = c.head
+	case "eth_getBlockByHash":
+		var p struct {
+			Params []json.RawMessage `json:"params"`
+		}
+		var h engine.Hash
+		if json.Unmarshal(body, &p) != nil || len(p.Params) == 0 || json.Unmarshal(p.Params[0], &h) != nil {
+			return json.RawMessage(`null`), true
+		}
+		var ok bool
+		if b, ok = c.blocks[h]; !ok {
+			return json.RawMessage(`null`), true
+		}
+	default:
+		return nil, false
+	}
+	return json.RawMessage(fmt.Sprintf(`{"hash":"%s","parentHash":"%s","number":"0x%x","timestamp":"0x%x"}`, b.Hash, b.Parent, b.Number, b.Timestamp)), true
+}
+
 // OnRequest registers a callback run for every request as it arrives (before answering).
 func (e *EL) OnRequest(f func(Received)) {
 	e.mu.Lock()
@@ -284,6 +360,14 @@ func (e *EL) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	override, hasOverride := e.results[req.Method]
 	rpcErr := e.errs[req.Method]
+	if e.chain != nil && (b == Normal || b == Slow) {
+		if st := e.chain.follow(req, status); st != "" {
+			status = st
+		}
+		if res, ok := e.chain.blockJSON(req, body); ok && !hasOverride {
+			override, hasOverride = res, true
+		}
+	}
 	if req.Class == engine.ClassGetPayload && e.strict && !e.issued[req.PayloadID] {
 		rpcErr = &engine.Error{Code: engine.CodeUnknownPayload, Message: "Unknown payload"}
 	}

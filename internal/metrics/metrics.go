@@ -87,7 +87,7 @@ type Metrics struct {
 // absent before the first event.
 var (
 	laneClasses   = []engine.Class{engine.ClassNewPayload, engine.ClassForkchoice}
-	dropReasons   = []upstream.DropReason{upstream.DropQueueFull, upstream.DropSuperseded, upstream.DropStaleHead, upstream.DropShutdown}
+	dropReasons   = []upstream.DropReason{upstream.DropSuperseded, upstream.DropExpired, upstream.DropShed, upstream.DropBehind, upstream.DropStaleHead, upstream.DropShutdown}
 	errorKinds    = []string{string(upstream.KindConnect), string(upstream.KindTimeout), string(upstream.KindHTTPStatus), string(upstream.KindBadResponse), string(upstream.KindTransport), KindJSONRPCError}
 	laneStates    = []upstream.State{upstream.StateUnknown, upstream.StateUp, upstream.StateDown, upstream.StateUnauthorized}
 	verdicts      = []engine.Status{engine.StatusValid, engine.StatusInvalid, engine.StatusInvalidBlockHash, engine.StatusSyncing, engine.StatusAccepted}

@@ -80,11 +80,13 @@ func TestMetricsMove(t *testing.T) {
 			},
 		},
 		{
-			name: "drops: queue full and coalesced forkchoiceUpdated",
-			opts: statustest.Options{ELs: oneEL, QueueSize: 2},
+			name: "drops: coalesced forkchoiceUpdated, a block shed for the budget, a head while behind",
+			// The budget holds blocks 1..3 and one head update: block 4 is shed.
+			opts: statustest.Options{ELs: oneEL, BacklogBytes: int64(3*len(statustest.NewPayload(1)) + len(statustest.Forkchoice(3)))},
 			drive: func(t *testing.T, e *env) {
 				gate := make(chan struct{})
 				el := e.ELs["el-b"]
+				el.SetChain(engine.Block{Hash: statustest.BlockHash(0), Timestamp: statustest.BlockTS(0)})
 				el.OnRequest(func(fakeel.Received) { <-gate })
 				e.Post("bn-a", statustest.NewPayload(1))
 				if !el.WaitFor(1, 5*time.Second) {
@@ -92,19 +94,24 @@ func TestMetricsMove(t *testing.T) {
 				}
 				e.Post("bn-a", statustest.NewPayload(2))
 				e.Post("bn-a", statustest.NewPayload(3))
-				e.Post("bn-a", statustest.NewPayload(4)) // full: newPayload 2 goes
-				e.Post("bn-a", statustest.Forkchoice(4)) // full: newPayload 3 goes
-				e.Post("bn-a", statustest.Forkchoice(4)) // the queued update is superseded
+				e.Post("bn-a", statustest.Forkchoice(3))
+				e.Post("bn-a", statustest.Forkchoice(3)) // the queued update is superseded
+				e.Post("bn-a", statustest.NewPayload(4)) // over the budget: shed, el-b is behind
+				e.Post("bn-a", statustest.Forkchoice(4)) // a head el-b cannot have yet
 				s := e.scrape(t)
 				check(t, s, []want{
-					{"syncproxy_el_queue_depth", []string{"el", "el-b"}, 2},
+					{"syncproxy_el_queue_depth", []string{"el", "el-b"}, 3},
 					{"syncproxy_el_in_flight", []string{"el", "el-b"}, 1},
 				})
 				close(gate)
-				e.Drain()
+				e.Drain() // the lane heals: blocks 1..4 from the recent blocks, then head 4
+				if h := el.Head(); h.Number != 4 {
+					t.Fatalf("el-b head %d after healing, want 4", h.Number)
+				}
 			},
 			want: []want{
-				{"syncproxy_el_dropped_total", []string{"el", "el-b", "reason", "queue_full"}, 2},
+				{"syncproxy_el_dropped_total", []string{"el", "el-b", "reason", "shed"}, 1},
+				{"syncproxy_el_dropped_total", []string{"el", "el-b", "reason", "behind"}, 1},
 				{"syncproxy_el_dropped_total", []string{"el", "el-b", "reason", "superseded"}, 1},
 				{"syncproxy_el_dropped_total", []string{"el", "el-b", "reason", "stale_head"}, 0},
 				{"syncproxy_el_queue_depth", []string{"el", "el-b"}, 0},
@@ -183,7 +190,7 @@ func TestMetricsMove(t *testing.T) {
 				{"syncproxy_writer_elected", nil, 0},
 				{"syncproxy_ready", nil, 0},
 				{"syncproxy_el_state", []string{"el", "el-a", "state", "unknown"}, 1},
-				{"syncproxy_el_dropped_total", []string{"el", "el-a", "reason", "queue_full"}, 0},
+				{"syncproxy_el_dropped_total", []string{"el", "el-a", "reason", "shed"}, 0},
 				{"syncproxy_el_errors_total", []string{"el", "el-a", "kind", "timeout"}, 0},
 			},
 		},

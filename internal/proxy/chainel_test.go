@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net/http"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/sync-proxy/sync-proxy/internal/engine"
 	"github.com/sync-proxy/sync-proxy/internal/upstream"
@@ -24,6 +26,9 @@ type chainEL struct {
 
 	mu       sync.Mutex
 	down     bool
+	delay    time.Duration // how long each request takes (a slow EL)
+	record   bool          // keep every newPayload and forkchoiceUpdated in arrivals
+	arrivals []arrival
 	blocks   map[engine.Hash]upstream.Block
 	order    []engine.Hash // blocks in import order, for the bound
 	head     upstream.Block
@@ -33,7 +38,30 @@ type chainEL struct {
 	requests uint64
 }
 
+// arrival is one newPayload or forkchoiceUpdated as a chainEL received it.
+type arrival struct {
+	class  engine.Class
+	number uint64 // the block's, or the head's when the EL knew it (else 0)
+	hash   engine.Hash
+	attrs  bool
+	status string
+}
+
 func newChainEL(t *testing.T) *chainEL { return newBoundedChainEL(t, 0) }
+
+// setDelay makes every request take d.
+func (c *chainEL) setDelay(d time.Duration) {
+	c.mu.Lock()
+	c.delay = d
+	c.mu.Unlock()
+}
+
+// recorded returns what the EL received, in order (record must be set).
+func (c *chainEL) recorded() []arrival {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]arrival(nil), c.arrivals...)
+}
 
 // newBoundedChainEL is a chainEL that remembers at most keep blocks and heads (0: all).
 func newBoundedChainEL(t *testing.T, keep int) *chainEL {
@@ -91,8 +119,31 @@ func (c *chainEL) moveHead(b upstream.Block) {
 	}
 }
 
+// withoutTransactions cuts a newPayload's transaction list, which the chainEL never reads, so
+// that a large block costs it little (under -race, scanning 150 KB costs milliseconds).
+func withoutTransactions(body []byte) []byte {
+	const key = `"transactions":[`
+	i := bytes.Index(body, []byte(key))
+	if i < 0 {
+		return body
+	}
+	j := bytes.IndexByte(body[i:], ']')
+	if j < 0 {
+		return body
+	}
+	out := make([]byte, 0, len(body)-j)
+	out = append(out, body[:i+len(key)]...)
+	return append(out, body[i+j:]...)
+}
+
 func (c *chainEL) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
+	c.mu.Lock()
+	delay := c.delay
+	c.mu.Unlock()
+	if delay > 0 {
+		time.Sleep(delay) // the EL's own processing time: real time, as a real EL takes
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.requests++
@@ -106,7 +157,7 @@ func (c *chainEL) serve(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		return
 	}
-	req, err := engine.Inspect(body)
+	req, err := engine.Inspect(withoutTransactions(body))
 	if err != nil {
 		w.Write(engine.ErrorResponse(nil, &engine.Error{Code: engine.CodeParseError, Message: err.Error()}))
 		return
@@ -131,7 +182,11 @@ func (c *chainEL) serve(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 		c.moveHead(b)
-		result = fmt.Sprintf(`{"payloadStatus":{"status":"VALID","latestValidHash":"%s","validationError":null},"payloadId":null}`, b.Hash)
+		pid := "null"
+		if req.HasAttributes {
+			pid = fmt.Sprintf(`"0x%016x"`, req.AttributesTimestamp)
+		}
+		result = fmt.Sprintf(`{"payloadStatus":{"status":"VALID","latestValidHash":"%s","validationError":null},"payloadId":%s}`, b.Hash, pid)
 	case req.Method == "eth_getBlockByNumber":
 		result = blockJSON(c.head)
 	case req.Method == "eth_getBlockByHash":
@@ -142,6 +197,17 @@ func (c *chainEL) serve(w http.ResponseWriter, r *http.Request) {
 		if b, ok := c.blocks[h]; ok {
 			result = blockJSON(b)
 		}
+	}
+	if c.record && (req.Class == engine.ClassNewPayload || req.Class == engine.ClassForkchoice) {
+		a := arrival{class: req.Class, number: req.Block.Number, hash: req.Block.Hash, attrs: req.HasAttributes}
+		if req.Class == engine.ClassForkchoice {
+			a.hash, a.number = req.Forkchoice.Head, c.blocks[req.Forkchoice.Head].Number
+		}
+		a.status = "VALID"
+		if strings.Contains(result, "SYNCING") {
+			a.status = "SYNCING"
+		}
+		c.arrivals = append(c.arrivals, a)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(engine.ResultResponse(req.ID, []byte(result)))

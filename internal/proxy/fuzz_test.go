@@ -23,7 +23,7 @@ func fuzzProxy(f *testing.F, roles []upstream.Role) *Proxy {
 	for i, role := range roles {
 		el := fakeel.New(fmt.Sprintf("el%d", i+1), nil)
 		f.Cleanup(el.Close)
-		cfg.ELs = append(cfg.ELs, upstream.Config{Name: el.Name, URL: el.URL(), Role: role, QueueSize: 16})
+		cfg.ELs = append(cfg.ELs, upstream.Config{Name: el.Name, URL: el.URL(), Role: role})
 	}
 	p, err := New(cfg, clock.NewManual(time.Unix(int64(blockTS(1)), 0)), nil)
 	if err != nil {

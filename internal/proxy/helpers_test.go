@@ -63,6 +63,8 @@ type rigOption func(*Config)
 
 func withElection(e beacon.Config) rigOption { return func(c *Config) { c.Election = e } }
 
+func withBacklog(bytes int64) rigOption { return func(c *Config) { c.BacklogBytes = bytes } }
+
 func testElection() beacon.Config {
 	return beacon.Config{SlotDuration: 12 * time.Second, SilenceTimeout: 18 * time.Second, PeerMargin: 12 * time.Second}
 }

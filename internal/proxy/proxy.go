@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sync-proxy/sync-proxy/internal/backlog"
 	"github.com/sync-proxy/sync-proxy/internal/beacon"
 	"github.com/sync-proxy/sync-proxy/internal/clock"
 	"github.com/sync-proxy/sync-proxy/internal/divergence"
@@ -47,6 +48,9 @@ type Config struct {
 	Instance string
 	// BlockIndexSize bounds the block hash → number/timestamp index. Default 8192.
 	BlockIndexSize int
+	// BacklogBytes bounds what the lanes hold for their ELs, together: a body queued for
+	// several ELs counts once. Default backlog.DefaultBytes.
+	BacklogBytes int64
 	// ReplayBlocks and ReplayBytes bound the ring of recent newPayloads replayed to an EL
 	// that comes back. Defaults 64 blocks (two epochs) and 256 MiB; ReplayBlocks < 0
 	// disables catch-up.
@@ -114,6 +118,8 @@ type Proxy struct {
 	replay *replayRing
 	// bodies recycles large request bodies.
 	bodies *bodyPool
+	// budget bounds, in bytes, what the lanes hold.
+	budget *backlog.Budget
 
 	seq atomic.Uint64 // numbers the accepted requests
 
@@ -143,6 +149,9 @@ func New(cfg Config, clk clock.Clock, log *slog.Logger) (*Proxy, error) {
 	if cfg.BlockIndexSize == 0 {
 		cfg.BlockIndexSize = 8192
 	}
+	if cfg.BacklogBytes == 0 {
+		cfg.BacklogBytes = backlog.DefaultBytes
+	}
 	if cfg.ReplayBlocks == 0 {
 		cfg.ReplayBlocks = 64
 	}
@@ -156,8 +165,12 @@ func New(cfg Config, clk clock.Clock, log *slog.Logger) (*Proxy, error) {
 	if cfg.Instance == "" {
 		problems = append(problems, errors.New("instance id is empty"))
 	}
-	if cfg.MaxBodyBytes < 0 || cfg.FailoverAfter < 0 || cfg.BlockIndexSize < 0 {
-		problems = append(problems, errors.New("body limit, failover delay and block index size must not be negative"))
+	if cfg.MaxBodyBytes < 0 || cfg.FailoverAfter < 0 || cfg.BlockIndexSize < 0 || cfg.BacklogBytes < 0 {
+		problems = append(problems, errors.New("body limit, failover delay, block index size and backlog budget must not be negative"))
+	}
+	budget, err := backlog.New(max(cfg.BacklogBytes, 1), max(len(cfg.ELs), 1))
+	if err != nil {
+		problems = append(problems, err)
 	}
 	p := &Proxy{
 		cfg:      cfg,
@@ -187,6 +200,11 @@ func New(cfg Config, clk clock.Clock, log *slog.Logger) (*Proxy, error) {
 		}
 		ec.Hooks = p.laneHooks(cfg.Hooks.Lane)
 		ec.Instance = cfg.Instance
+		ec.Backlog, ec.Holder = budget, i
+		ec.Clock = clk
+		if ec.SlotDuration == 0 {
+			ec.SlotDuration = cfg.Election.SlotDuration
+		}
 		if cfg.ReplayBlocks > 0 && ec.Role != upstream.RoleRelay {
 			ec.Replay = p.replay
 		}
@@ -197,6 +215,7 @@ func New(cfg Config, clk clock.Clock, log *slog.Logger) (*Proxy, error) {
 		}
 		p.lanes = append(p.lanes, l)
 	}
+	p.budget = budget
 	tracker, err := beacon.NewTracker(cfg.Election, clk, log.With("component", "beacon"))
 	if err != nil {
 		problems = append(problems, fmt.Errorf("election: %w", err))
@@ -216,6 +235,9 @@ func (p *Proxy) Direct() bool { return p.primary >= 0 }
 
 // Lanes returns the lanes in configuration order.
 func (p *Proxy) Lanes() []*upstream.Lane { return p.lanes }
+
+// Backlog returns the lanes' shared byte budget.
+func (p *Proxy) Backlog() *backlog.Budget { return p.budget }
 
 // Tracker returns the beacon node tracker.
 func (p *Proxy) Tracker() *beacon.Tracker { return p.tracker }

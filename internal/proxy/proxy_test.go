@@ -91,9 +91,10 @@ func TestOrderedFanOut(t *testing.T) {
 
 // TestFollowersAddNoLatency: with one follower that never answers and one that answers after
 // 2 s, a beacon node's request in direct mode returns in the primary's time, and goroutines
-// and memory stay flat over 10,000 requests.
+// and memory stay flat over 10,000 requests. The backlog budget (2 MiB) is spent by the
+// two stalled followers, which fall behind; the primary never sheds.
 func TestFollowersAddNoLatency(t *testing.T) {
-	r := newRig(t, direct3)
+	r := newRig(t, direct3, withBacklog(2<<20))
 	r.els[1].Set(fakeel.Hang, 0)
 	r.els[2].Set(fakeel.Slow, 2*time.Second)
 
@@ -135,8 +136,14 @@ func TestFollowersAddNoLatency(t *testing.T) {
 		t.Errorf("heap grew from %d to %d KiB", baseHeap>>10, heap>>10)
 	}
 	st := r.p.Lanes()[1].Stats()
-	if st.Drops[upstream.DropQueueFull] == 0 {
-		t.Errorf("the hung follower's lane dropped nothing: %+v", st)
+	if !st.Behind || st.ShedBlocks == 0 || st.Drops[upstream.DropShed] == 0 {
+		t.Errorf("the hung follower's lane is not behind: %+v", st)
+	}
+	if p := r.p.Lanes()[0].Stats(); p.ShedBlocks != 0 || p.Behind {
+		t.Errorf("the primary shed %d blocks", p.ShedBlocks)
+	}
+	if u := r.p.Backlog().Usage(); u.Peak > u.Limit+1<<20 {
+		t.Errorf("backlog peaked at %d bytes, budget %d", u.Peak, u.Limit)
 	}
 }
 

@@ -52,7 +52,7 @@ func TestBuildELFields(t *testing.T) {
 	st := upstream.Stats{
 		Name: "geth", URL: "http://user:secret@10.0.0.1:8551/?token=x", Role: upstream.RolePrimary, State: upstream.StateUnauthorized,
 		QueueDepth: 3, InFlight: true, Delivered: 7, Failed: 2,
-		Drops:      map[upstream.DropReason]uint64{upstream.DropQueueFull: 4},
+		Drops:      map[upstream.DropReason]uint64{upstream.DropShed: 4},
 		LastStatus: engine.StatusValid, LastError: "http status 401: stale token", LastErrorAt: now,
 		LastLatency: 1500 * time.Microsecond,
 	}
@@ -63,7 +63,7 @@ func TestBuildELFields(t *testing.T) {
 	if e.Role != "primary" || e.State != "unauthorized" || e.Reachable {
 		t.Errorf("role/state/reachable = %s/%s/%v", e.Role, e.State, e.Reachable)
 	}
-	if e.Drops["queue_full"] != 4 || e.QueueDepth != 3 || !e.InFlight || e.Delivered != 7 || e.Failed != 2 {
+	if e.Drops["shed"] != 4 || e.QueueDepth != 3 || !e.InFlight || e.Delivered != 7 || e.Failed != 2 {
 		t.Errorf("counters %+v", e)
 	}
 	if e.LastErrorAt == nil || !e.LastErrorAt.Equal(now) || e.LastOKAt != nil || e.LatencySeconds != 0.0015 {
@@ -114,7 +114,7 @@ func TestFormatting(t *testing.T) {
 		{short(engine.Hash{0xab, 0xcd, 31: 0xef}), "0xabcd…00ef"},
 		{ms(0.0125), "12.5 ms"},
 		{dropList(nil), "none"},
-		{dropList(map[string]uint64{"superseded": 2, "queue_full": 1, "shutdown": 0}), "3 (queue_full 1, superseded 2)"},
+		{dropList(map[string]uint64{"superseded": 2, "shed": 1, "shutdown": 0}), "3 (shed 1, superseded 2)"},
 		{utc(1_700_000_000), "22:13:20 UTC"},
 	}
 	for _, tt := range tests {

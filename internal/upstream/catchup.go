@@ -83,8 +83,8 @@ func (l *Lane) wantsCatchUp(now time.Time) bool {
 // it asks the EL for its head, re-sends in order the payloads it missed (each with a fresh
 // token), then the newest forkchoiceUpdated unless a newer one is already queued. Live
 // requests wait in the queue meanwhile, so nothing overtakes the replay.
-func (l *Lane) runCatchUp(ctx context.Context) {
-	cu := CatchUp{At: time.Now()}
+func (l *Lane) runCatchUp(ctx context.Context) (cu CatchUp) {
+	cu = CatchUp{At: time.Now()}
 	l.mu.Lock()
 	l.needCatchUp = false
 	l.mu.Unlock()
@@ -98,8 +98,11 @@ func (l *Lane) runCatchUp(ctx context.Context) {
 	head, found, err := l.queryBlock(ctx, headRequest)
 	if err != nil || !found {
 		cu.Err = fmt.Sprintf("ask the EL for its head: %v", err)
+		if err == nil {
+			cu.Err = "ask the EL for its head: no block"
+		}
 		l.retryCatchUp()
-		return
+		return cu
 	}
 	cu.ELHead = head
 	l.raiseSentHead(head)
@@ -118,7 +121,7 @@ func (l *Lane) runCatchUp(ctx context.Context) {
 		if res.Err != nil {
 			cu.Err = fmt.Sprintf("replay block %d: %v", d.Req.Block.Number, res.Err)
 			l.retryCatchUp()
-			return
+			return cu
 		}
 		cu.Replayed++
 	}
@@ -128,12 +131,13 @@ func (l *Lane) runCatchUp(ctx context.Context) {
 		if res.Err != nil {
 			cu.Err = fmt.Sprintf("replay forkchoiceUpdated: %v", res.Err)
 			l.retryCatchUp()
-			return
+			return cu
 		}
 	}
 	if cu.Replayed > 0 || gap {
 		l.log.Info("execution client caught up", "el_head", head.Number, "replayed", cu.Replayed, "gap", gap)
 	}
+	return cu
 }
 
 func (l *Lane) retryCatchUp() {

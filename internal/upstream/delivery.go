@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sync-proxy/sync-proxy/internal/backlog"
 	"github.com/sync-proxy/sync-proxy/internal/engine"
 )
 
@@ -31,6 +32,8 @@ type Delivery struct {
 	// refs counts the holders of a pooled Body; free takes the body back at zero.
 	refs atomic.Int32
 	free func([]byte)
+	// charge counts the lanes that hold the body in the shared backlog budget.
+	charge backlog.Charge
 	// Head is the forkchoiceUpdated head block, resolved through the proxy's block index;
 	// HeadKnown is false when the proxy had not seen that block.
 	Head      Block
@@ -82,6 +85,24 @@ type Slot struct {
 	lane   *Lane
 	done   chan struct{}
 	res    Result
+	// charged is what the slot counts in its lane's backlog budget, from Enqueue until it
+	// completes or is shed.
+	charged int64
+}
+
+// charge counts the slot's body in l's backlog budget. A pooled body counts at its
+// capacity: that is the memory it holds.
+func (s *Slot) charge(l *Lane) {
+	s.charged = int64(max(cap(s.d.Body), 1))
+	l.cfg.Backlog.Hold(l.cfg.Holder, &s.d.charge, s.charged)
+}
+
+// release stops counting the slot's body in l's budget.
+func (s *Slot) release(l *Lane) {
+	if s.charged > 0 {
+		l.cfg.Backlog.Let(l.cfg.Holder, &s.d.charge, s.charged)
+		s.charged = 0
+	}
 }
 
 func newSlot(d *Delivery, l *Lane) *Slot {
@@ -120,6 +141,7 @@ func (s *Slot) Completed() bool {
 // time anyone sees the answer.
 func (s *Slot) complete(r Result) {
 	d := s.d
+	s.release(s.lane)
 	s.res = r
 	s.d = nil
 	close(s.done)
@@ -162,8 +184,10 @@ type DropReason string
 
 // Drop reasons.
 const (
-	DropQueueFull  DropReason = "queue_full" // the lane was full; the oldest newPayload made room
 	DropSuperseded DropReason = "superseded" // a newer forkchoiceUpdated replaced it in the queue
+	DropExpired    DropReason = "expired"    // a build whose slot was past, shed for the backlog budget
+	DropShed       DropReason = "shed"       // shed for the backlog budget: the EL gets it when it heals
+	DropBehind     DropReason = "behind"     // arrived while the lane was behind: the EL gets it when it heals
 	DropStaleHead  DropReason = "stale_head" // it would have moved the EL's head to an older block
 	DropShutdown   DropReason = "shutdown"   // the proxy stopped before it was sent
 )

@@ -1,15 +1,16 @@
 // Package upstream delivers Engine API requests to execution clients (ELs).
 //
-// Each EL has one [Lane]: a bounded FIFO served by a single goroutine with one request in
-// flight, so the order in which the proxy accepted requests is the order the EL sees them. The
+// Each EL has one [Lane]: a FIFO served by a single goroutine with one request in flight, so the order in which the proxy accepted requests is the order the EL sees them. The
 // spec requires this for engine_forkchoiceUpdated ("the EL MUST process them in the order
 // received", execution-apis src/engine/common.md §Message ordering).
 //
 // A lane never blocks its caller: [Lane.Enqueue] only takes a lock, appends and signals. What
-// a slow or dead EL costs is one goroutine, one bounded queue and one connection. When the
-// queue is full the oldest newPayload is dropped first; a queued forkchoiceUpdated without
-// payload attributes is dropped when a newer one arrives (it would be overwritten at once);
-// a forkchoiceUpdated that would move the EL's head to an older block than the one it was last
+// a slow or dead EL costs is one goroutine, its share of the backlog budget and one
+// connection. The lanes share one budget in bytes (backlog.Budget): when it is spent, the lane
+// that holds the most sheds its newest blocks (backlog.Policy) and is behind until it has
+// drained and healed from the recent blocks ([Replay]). A queued forkchoiceUpdated without
+// payload attributes is dropped when a newer one arrives (it would be overwritten at once); a
+// forkchoiceUpdated that would move the EL's head to an older block than the one it was last
 // sent is refused. Every drop completes its [Slot] with a [DropReason] and is counted.
 //
 // Every request is sent with a token minted for that EL's own secret at the moment of sending

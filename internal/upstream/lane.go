@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sync-proxy/sync-proxy/internal/backlog"
+	"github.com/sync-proxy/sync-proxy/internal/clock"
 	"github.com/sync-proxy/sync-proxy/internal/engine"
 	"github.com/sync-proxy/sync-proxy/internal/jwtauth"
 )
@@ -101,8 +103,14 @@ type Config struct {
 	Role Role
 	// Signer mints the token for each request; nil sends no Authorization header.
 	Signer *jwtauth.Signer
-	// QueueSize bounds the requests waiting for this EL. Default 256.
-	QueueSize int
+	// Backlog is the byte budget all lanes share and Holder this lane's number in it; nil
+	// gives the lane a budget of its own of backlog.DefaultBytes.
+	Backlog *backlog.Budget
+	Holder  int
+	// SlotDuration tells when a queued build's slot is past. Default 12s.
+	SlotDuration time.Duration
+	// Clock tells the time for decisions (is a build's slot past?). Default the wall clock.
+	Clock clock.Clock
 	// DialTimeout bounds connecting. Default 2s.
 	DialTimeout time.Duration
 	// MaxResponseBytes bounds an answer's body. Default 256 MiB (getBlobs answers run to
@@ -163,11 +171,22 @@ type Stats struct {
 	// CatchUp is the last catch-up; CatchUps counts them.
 	CatchUp  CatchUp
 	CatchUps uint64
+	// Behind is set while the lane has shed blocks for the backlog budget and not yet healed;
+	// BehindSince is when it fell behind. ShedBlocks and ShedBytes count the blocks this EL
+	// did not get from the queue (sent later by a heal, or over p2p); Heals the heals.
+	Behind      bool
+	BehindSince time.Time
+	ShedBlocks  uint64
+	ShedBytes   uint64
+	Heals       uint64
+	// HeldBytes is what the lane holds of the backlog budget.
+	HeldBytes int64
 }
 
 // Lane delivers requests to one EL in order. Create it with New and start it with Run.
 type Lane struct {
 	cfg    Config
+	policy backlog.Policy
 	client *http.Client
 	log    *slog.Logger
 
@@ -197,6 +216,17 @@ type Lane struct {
 	needCatchUp bool
 	catchUp     CatchUp
 	catchUps    uint64
+
+	// behind is set when the lane shed a block for the backlog budget: it takes no
+	// newPayload or forkchoiceUpdated until it has drained and healed (see heal).
+	behind      bool
+	behindAt    time.Time
+	behindDrops uint64 // arrivals not queued while behind: a heal that missed one runs again
+	shedBlocks  uint64 // blocks shed or refused while behind, ever
+	shedBytes   uint64
+	// episodeBlocks and episodeBytes count the blocks of the current behind episode.
+	episodeBlocks, episodeBytes uint64
+	heals                       uint64
 }
 
 // New validates cfg and returns a lane. It sends nothing until Run is called.
@@ -209,14 +239,24 @@ func New(cfg Config, log *slog.Logger) (*Lane, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		problems = append(problems, fmt.Errorf("url %q is not an http(s) URL", cfg.URL))
 	}
-	if cfg.QueueSize < 0 || cfg.DialTimeout < 0 || cfg.MaxResponseBytes < 0 || cfg.HeadAllowance < 0 {
-		problems = append(problems, errors.New("queue size, dial timeout, response limit and head allowance must not be negative"))
+	if cfg.SlotDuration < 0 || cfg.DialTimeout < 0 || cfg.MaxResponseBytes < 0 || cfg.HeadAllowance < 0 {
+		problems = append(problems, errors.New("slot duration, dial timeout, response limit and head allowance must not be negative"))
+	}
+	if cfg.Backlog != nil && (cfg.Holder < 0 || cfg.Holder >= cfg.Backlog.Holders()) {
+		problems = append(problems, fmt.Errorf("holder %d is not one of the backlog's %d", cfg.Holder, cfg.Backlog.Holders()))
 	}
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("el %q: %w", cfg.Name, errors.Join(problems...))
 	}
-	if cfg.QueueSize == 0 {
-		cfg.QueueSize = 256
+	if cfg.Backlog == nil {
+		cfg.Backlog, _ = backlog.New(backlog.DefaultBytes, 1)
+		cfg.Holder = 0
+	}
+	if cfg.SlotDuration == 0 {
+		cfg.SlotDuration = 12 * time.Second
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
 	}
 	if cfg.DialTimeout == 0 {
 		cfg.DialTimeout = 2 * time.Second
@@ -243,8 +283,13 @@ func New(cfg Config, log *slog.Logger) (*Lane, error) {
 			ExpectContinueTimeout: 0,
 		}
 	}
+	policy, err := backlog.NewPolicy(cfg.SlotDuration)
+	if err != nil {
+		return nil, fmt.Errorf("el %q: %w", cfg.Name, err)
+	}
 	l := &Lane{
-		cfg: cfg,
+		cfg:    cfg,
+		policy: policy,
 		client: &http.Client{
 			Transport: tr,
 			CheckRedirect: func(*http.Request, []*http.Request) error {
@@ -285,11 +330,17 @@ func (l *Lane) State() State {
 
 // Enqueue queues d for this EL and returns its slot. It never blocks on the EL. The slot
 // may already be complete (dropped) when Enqueue returns.
+//
+// The body counts towards the shared backlog budget while the slot is queued or in flight.
+// When the budget is exhausted and this lane holds the most, it sheds (see backlog.Policy);
+// once it has shed a block it is behind: it takes no newPayload or forkchoiceUpdated until
+// its queue has drained and it has healed from the recent blocks (see heal).
 func (l *Lane) Enqueue(d *Delivery) *Slot {
 	d.Retain() // released when the slot completes
 	s := newSlot(d, l)
 	var dropped []*Slot
 	var reasons []DropReason
+	var warn bool
 
 	l.mu.Lock()
 	switch {
@@ -297,6 +348,13 @@ func (l *Lane) Enqueue(d *Delivery) *Slot {
 		dropped, reasons = append(dropped, s), append(reasons, DropShutdown)
 	case d.Req.Class == engine.ClassForkchoice && l.isStale(d):
 		dropped, reasons = append(dropped, s), append(reasons, DropStaleHead)
+	case l.behind && (d.Req.Class == engine.ClassNewPayload || d.Req.Class == engine.ClassForkchoice):
+		// The EL cannot have this block's parent or this head yet: the heal sends it.
+		l.behindDrops++
+		if d.Req.Class == engine.ClassNewPayload {
+			l.noteShed(d)
+		}
+		dropped, reasons = append(dropped, s), append(reasons, DropBehind)
 	default:
 		if d.Req.Class == engine.ClassForkchoice {
 			if d.HeadKnown && d.Head.Timestamp >= l.sentHead.Timestamp {
@@ -307,6 +365,7 @@ func (l *Lane) Enqueue(d *Delivery) *Slot {
 			kept := l.queue[:0]
 			for _, q := range l.queue {
 				if q.d.Req.Class == engine.ClassForkchoice && !q.d.Req.HasAttributes {
+					q.release(l) // before the budget is looked at below
 					dropped, reasons = append(dropped, q), append(reasons, DropSuperseded)
 					continue
 				}
@@ -315,24 +374,25 @@ func (l *Lane) Enqueue(d *Delivery) *Slot {
 			clear(l.queue[len(kept):])
 			l.queue = kept
 		}
-		if len(l.queue) >= l.cfg.QueueSize {
-			victim := 0
-			for i, q := range l.queue {
-				if q.d.Req.Class == engine.ClassNewPayload {
-					victim = i
-					break
-				}
-			}
-			dropped, reasons = append(dropped, l.queue[victim]), append(reasons, DropQueueFull)
-			l.queue = append(l.queue[:victim], l.queue[victim+1:]...)
-		}
 		l.queue = append(l.queue, s)
+		s.charge(l)
+		wasBehind := l.behind
+		dropped, reasons = l.shed(dropped, reasons)
+		warn = l.behind && !wasBehind
 	}
 	for _, r := range reasons {
 		l.drops[r]++
 	}
+	var held, queued int
+	if warn {
+		held, queued = int(l.cfg.Backlog.Held(l.cfg.Holder)), len(l.queue)
+	}
 	l.mu.Unlock()
 
+	if warn {
+		l.log.Warn("execution client behind: the backlog budget is spent and this EL holds the most; shedding the newest blocks, which are sent again from the recent blocks once it has drained",
+			"held_bytes", held, "queued", queued, "budget_bytes", l.cfg.Backlog.Limit())
+	}
 	select {
 	case l.wake <- struct{}{}:
 	default:
@@ -344,6 +404,67 @@ func (l *Lane) Enqueue(d *Delivery) *Slot {
 		q.complete(Result{Err: &DeliveryError{Kind: KindDropped, Drop: reasons[i]}})
 	}
 	return s
+}
+
+// shed gives up queued requests, as backlog.Policy orders them, while the budget says this
+// lane must. A shed block makes the lane behind. Called with l.mu held; the shed slots are
+// appended to dropped for the caller to complete.
+func (l *Lane) shed(dropped []*Slot, reasons []DropReason) ([]*Slot, []DropReason) {
+	now := l.cfg.Clock.Now()
+	for steps := 0; steps <= len(l.queue) && l.cfg.Backlog.MustShed(l.cfg.Holder); steps++ {
+		items := make([]backlog.Item, len(l.queue))
+		for i, q := range l.queue {
+			items[i] = itemOf(q.d)
+		}
+		victims := l.policy.Next(items, now)
+		if victims == nil {
+			break
+		}
+		block := false
+		for _, i := range victims {
+			block = block || l.queue[i].d.Req.Class == engine.ClassNewPayload
+		}
+		for j := len(victims) - 1; j >= 0; j-- {
+			q := l.queue[victims[j]]
+			reason := DropSuperseded
+			switch {
+			case block:
+				reason = DropShed
+				if q.d.Req.Class == engine.ClassNewPayload {
+					l.noteShed(q.d)
+				}
+			case q.d.Req.HasAttributes:
+				reason = DropExpired
+			}
+			q.release(l)
+			l.queue = append(l.queue[:victims[j]], l.queue[victims[j]+1:]...)
+			dropped, reasons = append(dropped, q), append(reasons, reason)
+		}
+		if block && !l.behind {
+			l.behind, l.behindAt = true, time.Now()
+		}
+	}
+	return dropped, reasons
+}
+
+// noteShed counts a block this EL did not get. Called with l.mu held.
+func (l *Lane) noteShed(d *Delivery) {
+	l.shedBlocks++
+	l.shedBytes += uint64(len(d.Body))
+	l.episodeBlocks++
+	l.episodeBytes += uint64(len(d.Body))
+}
+
+// itemOf describes a delivery to the shedding policy.
+func itemOf(d *Delivery) backlog.Item {
+	switch d.Req.Class {
+	case engine.ClassNewPayload:
+		return backlog.Item{Kind: backlog.KindNewPayload, Hash: d.Req.Block.Hash, Parent: d.Req.Block.Parent}
+	case engine.ClassForkchoice:
+		return backlog.Item{Kind: backlog.KindForkchoice, Head: d.Req.Forkchoice.Head,
+			Build: d.Req.HasAttributes, BuildTime: d.Req.AttributesTimestamp}
+	}
+	return backlog.Item{Kind: backlog.KindOther}
 }
 
 // isStale reports whether forwarding d would move the EL's head back. Called with l.mu held.
@@ -367,18 +488,22 @@ func (l *Lane) CountDeduplicated() {
 // It must be called once.
 func (l *Lane) Run(ctx context.Context) {
 	for {
-		s := l.next(ctx)
-		if s == nil {
+		s, heal := l.next(ctx)
+		switch {
+		case heal:
+			l.heal(ctx)
+		case s == nil:
 			l.shutdown()
 			return
-		}
-		l.send(ctx, s)
-		if l.wantsCatchUp(time.Now()) {
-			l.runCatchUp(ctx)
+		default:
+			l.send(ctx, s)
+			if l.wantsCatchUp(time.Now()) {
+				l.runCatchUp(ctx)
+			}
 		}
 		l.mu.Lock()
 		l.inFlight = nil
-		if len(l.queue) == 0 {
+		if len(l.queue) == 0 && !l.behind {
 			close(l.idle)
 			l.idle = make(chan struct{})
 		}
@@ -386,11 +511,12 @@ func (l *Lane) Run(ctx context.Context) {
 	}
 }
 
-// next pops the oldest slot, waiting for one; nil when ctx is done.
-func (l *Lane) next(ctx context.Context) *Slot {
+// next pops the oldest slot, waiting for one; nil when ctx is done. heal is true instead
+// when the lane is behind and its queue has drained.
+func (l *Lane) next(ctx context.Context) (s *Slot, heal bool) {
 	for {
 		if ctx.Err() != nil {
-			return nil // what is still queued fails with DropShutdown, never half-sent
+			return nil, false // what is still queued fails with DropShutdown, never half-sent
 		}
 		l.mu.Lock()
 		if len(l.queue) > 0 {
@@ -399,15 +525,65 @@ func (l *Lane) next(ctx context.Context) *Slot {
 			l.queue = l.queue[1:]
 			l.inFlight, l.sentAt = s, time.Now()
 			l.mu.Unlock()
-			return s
+			return s, false
+		}
+		if l.behind {
+			l.mu.Unlock()
+			return nil, true
 		}
 		l.mu.Unlock()
 		select {
 		case <-ctx.Done():
-			return nil
+			return nil, false
 		case <-l.wake:
 		}
 	}
+}
+
+// heal brings a lane that is behind back to the head: it replays, in parent order from the
+// recent blocks, what the EL misses (a catch-up), and leaves the behind state when no
+// arrival was refused meanwhile; otherwise it runs again. A failed attempt is retried after
+// CatchUpInterval. When the recent blocks do not reach back to the EL's head, the lane
+// leaves the behind state all the same and says so: the EL must sync the rest over p2p.
+func (l *Lane) heal(ctx context.Context) {
+	l.mu.Lock()
+	drops := l.behindDrops
+	l.mu.Unlock()
+	if l.cfg.Replay == nil {
+		l.leaveBehind(CatchUp{Gap: true}, drops)
+		return
+	}
+	cu := l.runCatchUp(ctx)
+	if cu.Err != "" {
+		select {
+		case <-ctx.Done():
+		case <-time.After(l.cfg.CatchUpInterval):
+		}
+		return
+	}
+	l.leaveBehind(cu, drops)
+}
+
+// leaveBehind ends the behind state unless an arrival was refused since drops was read.
+func (l *Lane) leaveBehind(cu CatchUp, drops uint64) {
+	l.mu.Lock()
+	if l.behindDrops != drops {
+		l.mu.Unlock()
+		return // more came meanwhile: heal again
+	}
+	l.behind = false
+	l.heals++
+	blocks, bytes, since := l.episodeBlocks, l.episodeBytes, time.Since(l.behindAt)
+	l.episodeBlocks, l.episodeBytes = 0, 0
+	head := l.sentHead
+	l.mu.Unlock()
+	if cu.Gap {
+		l.log.Warn("execution client could not be healed: it is further behind than the recent blocks reach; it must sync the rest over p2p",
+			"el_head", cu.ELHead.Number, "shed_blocks", blocks, "shed_bytes", bytes, "behind_for", since)
+		return
+	}
+	l.log.Info("execution client healed: back at the head", "head", head.Number, "el_head_before", cu.ELHead.Number,
+		"replayed", cu.Replayed, "shed_blocks", blocks, "shed_bytes", bytes, "behind_for", since)
 }
 
 func (l *Lane) shutdown() {
@@ -425,11 +601,12 @@ func (l *Lane) shutdown() {
 	}
 }
 
-// Drain waits until the queue is empty and nothing is in flight, or ctx is done.
+// Drain waits until the queue is empty, nothing is in flight and the lane is not behind, or
+// ctx is done.
 func (l *Lane) Drain(ctx context.Context) error {
 	for {
 		l.mu.Lock()
-		if len(l.queue) == 0 && l.inFlight == nil {
+		if len(l.queue) == 0 && l.inFlight == nil && !l.behind {
 			l.mu.Unlock()
 			return nil
 		}
@@ -676,5 +853,7 @@ func (l *Lane) Stats() Stats {
 		LastStatus: l.status, LastError: l.lastErr, LastErrorAt: l.lastErrAt, LastOKAt: l.lastOKAt,
 		LastLatency: l.lastLat, Head: l.head, SentHead: l.sentHead, LastValid: l.lastValid,
 		CatchUp: l.catchUp, CatchUps: l.catchUps,
+		Behind: l.behind, BehindSince: l.behindAt, ShedBlocks: l.shedBlocks, ShedBytes: l.shedBytes, Heals: l.heals,
+		HeldBytes: l.cfg.Backlog.Held(l.cfg.Holder),
 	}
 }

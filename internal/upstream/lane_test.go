@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sync-proxy/sync-proxy/internal/backlog"
 	"github.com/sync-proxy/sync-proxy/internal/clock"
 	"github.com/sync-proxy/sync-proxy/internal/engine"
 	"github.com/sync-proxy/sync-proxy/internal/fakeel"
@@ -128,29 +129,45 @@ func TestLaneCoalescesAndDrops(t *testing.T) {
 	defer g.open()
 	var mu sync.Mutex
 	drops := map[DropReason]int{}
-	l := startLane(t, Config{Name: "el", URL: el.URL(), QueueSize: 4, Hooks: Hooks{OnDrop: func(_ *Lane, _ *Delivery, r DropReason) {
+	first, a, b, c := npDelivery(t, 1), fcuDelivery(t, "a", 1, false), fcuDelivery(t, "b", 1, true), fcuDelivery(t, "c", 1, false)
+	d2, d3, d4 := npDelivery(t, 2), npDelivery(t, 3), npDelivery(t, 4)
+	// The budget holds what stays queued (a is gone once c supersedes it), not block 4.
+	var budget int64
+	for _, d := range []*Delivery{first, b, c, d2, d3} {
+		budget += int64(cap(d.Body))
+	}
+	bl, err := backlog.New(budget, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := clock.NewManual(time.Unix(1000+12*2, 0)) // block 2's slot: b's build (slot 2) is current
+	l := startLane(t, Config{Name: "el", URL: el.URL(), Backlog: bl, Clock: clk, Hooks: Hooks{OnDrop: func(_ *Lane, _ *Delivery, r DropReason) {
 		mu.Lock()
 		drops[r]++
 		mu.Unlock()
 	}}})
 
-	first := l.Enqueue(npDelivery(t, 1)) // in flight, held at the gate
+	s1 := l.Enqueue(first) // in flight, held at the gate
 	if !el.WaitFor(1, 5*time.Second) {
 		t.Fatal("first request never arrived")
 	}
-	a := l.Enqueue(fcuDelivery(t, "a", 1, false))
-	b := l.Enqueue(fcuDelivery(t, "b", 1, true))
-	c := l.Enqueue(fcuDelivery(t, "c", 1, false)) // supersedes a, not b (b starts a build)
-	np2 := l.Enqueue(npDelivery(t, 2))
-	np3 := l.Enqueue(npDelivery(t, 3)) // queue: b c np2 np3 — full
-	np4 := l.Enqueue(npDelivery(t, 4)) // drops np2, the oldest newPayload
+	sa := l.Enqueue(a)
+	sb := l.Enqueue(b)
+	sc := l.Enqueue(c) // supersedes a, not b (b starts a build)
+	np2 := l.Enqueue(d2)
+	np3 := l.Enqueue(d3) // the budget is full
+	np4 := l.Enqueue(d4) // the newest block is shed: the lane is behind
+	if st := l.Stats(); !st.Behind || st.ShedBlocks != 1 || st.HeldBytes != budget {
+		t.Fatalf("after block 4: behind %v, shed %d, held %d of %d", st.Behind, st.ShedBlocks, st.HeldBytes, budget)
+	}
+	late := l.Enqueue(fcuDelivery(t, "late", 4, false)) // a head the EL cannot have yet
 	stale := l.Enqueue(fcuDelivery(t, "stale", 0, false))
 
 	for _, tc := range []struct {
 		name string
 		s    *Slot
 		want DropReason
-	}{{"a", a, DropSuperseded}, {"np2", np2, DropQueueFull}, {"stale", stale, DropStaleHead}} {
+	}{{"a", sa, DropSuperseded}, {"np4", np4, DropShed}, {"late", late, DropBehind}, {"stale", stale, DropStaleHead}} {
 		r := waitDone(t, tc.s)
 		var de *DeliveryError
 		if !errors.As(r.Err, &de) || de.Kind != KindDropped || de.Drop != tc.want || !errors.Is(r.Err, ErrDropped) {
@@ -158,22 +175,25 @@ func TestLaneCoalescesAndDrops(t *testing.T) {
 		}
 	}
 	g.open()
-	for _, s := range []*Slot{first, b, c, np3, np4} {
+	for _, s := range []*Slot{s1, sb, sc, np2, np3} {
 		if r := waitDone(t, s); !r.OK() {
 			t.Errorf("request %d failed: %v", s.Origin(), r.Err)
 		}
 	}
 	got := forwardedIDs(el)
-	if want := []string{`"np1"`, `"b"`, `"c"`, `"np3"`, `"np4"`}; !slices.Equal(got, want) {
+	if want := []string{`"np1"`, `"b"`, `"c"`, `"np2"`, `"np3"`}; !slices.Equal(got, want) {
 		t.Fatalf("EL got %v, want %v", got, want)
 	}
+	if u := bl.Usage(); u.Total != 0 || u.Peak > budget+int64(cap(d4.Body)) {
+		t.Fatalf("budget after delivery: %+v (limit %d)", u, budget)
+	}
 	st := l.Stats()
-	if st.Drops[DropSuperseded] != 1 || st.Drops[DropQueueFull] != 1 || st.Drops[DropStaleHead] != 1 {
+	if st.Drops[DropSuperseded] != 1 || st.Drops[DropShed] != 1 || st.Drops[DropBehind] != 1 || st.Drops[DropStaleHead] != 1 {
 		t.Fatalf("drop counts %v", st.Drops)
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if drops[DropSuperseded] != 1 || drops[DropQueueFull] != 1 || drops[DropStaleHead] != 1 {
+	if drops[DropSuperseded] != 1 || drops[DropShed] != 1 || drops[DropBehind] != 1 || drops[DropStaleHead] != 1 {
 		t.Fatalf("drop hooks %v", drops)
 	}
 }
@@ -393,7 +413,7 @@ func TestNewValidates(t *testing.T) {
 	}{
 		{Config{URL: "http://x"}, "name is empty"},
 		{Config{Name: "a", URL: "ftp://x"}, "not an http(s) URL"},
-		{Config{Name: "a", URL: "http://x", QueueSize: -1}, "must not be negative"},
+		{Config{Name: "a", URL: "http://x", SlotDuration: -1}, "must not be negative"},
 	} {
 		if _, err := New(tc.cfg, nil); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("New(%+v) = %v, want %q", tc.cfg, err, tc.want)

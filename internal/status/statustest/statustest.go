@@ -65,8 +65,8 @@ type Options struct {
 	ELs []EL
 	// Hooks are passed to the proxy (metrics).
 	Hooks proxy.Hooks
-	// QueueSize bounds each lane (default the lane's).
-	QueueSize int
+	// BacklogBytes is the lanes' shared budget (default the proxy's).
+	BacklogBytes int64
 }
 
 // Rig is a proxy in front of fake ELs, served over HTTP, on a manual clock that starts at
@@ -89,13 +89,13 @@ func New(t testing.TB, o Options) *Rig {
 		o.ELs = []EL{{"el-a", upstream.RoleFollower}, {"el-b", upstream.RoleFollower}}
 	}
 	r := &Rig{T: t, ELs: map[string]*fakeel.EL{}, Clock: clock.NewManual(BlockTime(1)), done: make(chan struct{})}
-	cfg := proxy.Config{Instance: "statustest", Hooks: o.Hooks, Election: beacon.Config{
+	cfg := proxy.Config{Instance: "statustest", Hooks: o.Hooks, BacklogBytes: o.BacklogBytes, Election: beacon.Config{
 		SlotDuration: Slot, SilenceTimeout: 18 * time.Second, PeerMargin: 12 * time.Second,
 	}}
 	for _, e := range o.ELs {
 		fe := fakeel.New(e.Name, nil)
 		r.ELs[e.Name] = fe
-		cfg.ELs = append(cfg.ELs, upstream.Config{Name: e.Name, URL: fe.URL(), Role: e.Role, QueueSize: o.QueueSize})
+		cfg.ELs = append(cfg.ELs, upstream.Config{Name: e.Name, URL: fe.URL(), Role: e.Role})
 	}
 	p, err := proxy.New(cfg, r.Clock, nil)
 	if err != nil {
