@@ -37,6 +37,13 @@ var (
 	descELHead      = desc("el_head_number", "Number of the last head the execution client accepted (0 when unknown).", "el")
 	descELHeadTS    = desc("el_head_timestamp_seconds", "Timestamp of the last head the execution client accepted (Unix seconds, 0 when unknown).", "el")
 	descELLag       = desc("el_lag_slots", "How far the execution client's head trails the newest head seen, in slots (only when known).", "el")
+	descELBehind    = desc("el_behind", "1 while the execution client is behind: it shed blocks for the backlog budget and has not yet healed.", "el")
+	descELShed      = desc("el_shed_blocks_total", "Blocks the execution client was not sent from its queue (shed for the backlog budget, or arrived while behind); the heal sends them from the recent blocks.", "el")
+	descELShedBytes = desc("el_shed_bytes_total", "Bytes of the blocks counted in el_shed_blocks_total.", "el")
+	descELHeals     = desc("el_heals_total", "Times the execution client left the behind state.", "el")
+	descELBacklog   = desc("el_backlog_bytes", "Bytes the execution client's queue and request in flight hold of the backlog budget.", "el")
+	descBacklog     = desc("backlog_bytes", "Bytes the lanes hold together, a body queued for several execution clients counted once.")
+	descBacklogMax  = desc("backlog_budget_bytes", "The backlog budget (--backlog-bytes).")
 	descELLagging   = desc("el_lagging", "1 when the execution client is lagging: head more than one slot behind, or SYNCING/ACCEPTED while another EL says VALID.", "el")
 )
 
@@ -53,7 +60,8 @@ func (c *snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descWriterElected, descReady, descBNsHealthy, descELsReachable,
 		descBNWriter, descBNHealthy, descBNHead, descBNHeadSlot, descBNLag, descBNSeen,
 		descELInfo, descELUp, descELState, descELQueue, descELInFlight, descELDelivered, descELFailed, descELDedup,
-		descELStatus, descELHead, descELHeadTS, descELLag, descELLagging} {
+		descELStatus, descELHead, descELHeadTS, descELLag, descELLagging,
+		descELBehind, descELShed, descELShedBytes, descELHeals, descELBacklog, descBacklog, descBacklogMax} {
 		ch <- d
 	}
 }
@@ -119,7 +127,14 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descELLag, *e.LagSlots, e.Name)
 		}
 		gauge(descELLagging, b2f(e.Sync == status.SyncLagging), e.Name)
+		gauge(descELBehind, b2f(e.Behind), e.Name)
+		counter(descELShed, e.ShedBlocks, e.Name)
+		counter(descELShedBytes, e.ShedBytes, e.Name)
+		counter(descELHeals, e.Heals, e.Name)
+		gauge(descELBacklog, float64(e.BacklogBytes), e.Name)
 	}
+	gauge(descBacklog, float64(s.Backlog.Bytes))
+	gauge(descBacklogMax, float64(s.Backlog.BudgetBytes))
 	gauge(descELsReachable, float64(reachable))
 }
 

@@ -102,6 +102,8 @@ func TestMetricsMove(t *testing.T) {
 				check(t, s, []want{
 					{"syncproxy_el_queue_depth", []string{"el", "el-b"}, 3},
 					{"syncproxy_el_in_flight", []string{"el", "el-b"}, 1},
+					{"syncproxy_el_behind", []string{"el", "el-b"}, 1},
+					{"syncproxy_el_shed_blocks_total", []string{"el", "el-b"}, 1},
 				})
 				close(gate)
 				e.Drain() // the lane heals: blocks 1..4 from the recent blocks, then head 4
@@ -114,6 +116,11 @@ func TestMetricsMove(t *testing.T) {
 				{"syncproxy_el_dropped_total", []string{"el", "el-b", "reason", "behind"}, 1},
 				{"syncproxy_el_dropped_total", []string{"el", "el-b", "reason", "superseded"}, 1},
 				{"syncproxy_el_dropped_total", []string{"el", "el-b", "reason", "stale_head"}, 0},
+				{"syncproxy_el_shed_blocks_total", []string{"el", "el-b"}, 1},
+				{"syncproxy_el_heals_total", []string{"el", "el-b"}, 1},
+				{"syncproxy_el_behind", []string{"el", "el-b"}, 0},
+				{"syncproxy_el_backlog_bytes", []string{"el", "el-b"}, 0},
+				{"syncproxy_backlog_bytes", nil, 0},
 				{"syncproxy_el_queue_depth", []string{"el", "el-b"}, 0},
 				{"syncproxy_el_in_flight", []string{"el", "el-b"}, 0},
 				{"syncproxy_el_delivered_total", []string{"el", "el-b"}, -3},

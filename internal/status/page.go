@@ -96,6 +96,29 @@ var funcs = template.FuncMap{
 	"utc":      utc,
 	"ms":       ms,
 	"drops":    dropList,
+	"bytes":    byteSize,
+}
+
+// byteSize writes a byte count for people: "0 B", "812 KiB", "31.5 MiB", "1.2 GiB".
+func byteSize(n any) string {
+	var v float64
+	switch x := n.(type) {
+	case int64:
+		v = float64(x)
+	case uint64:
+		v = float64(x)
+	case int:
+		v = float64(x)
+	}
+	switch {
+	case v < 1<<10:
+		return fmt.Sprintf("%.0f B", v)
+	case v < 1<<20:
+		return fmt.Sprintf("%.0f KiB", v/(1<<10))
+	case v < 1<<30:
+		return fmt.Sprintf("%.1f MiB", v/(1<<20))
+	}
+	return fmt.Sprintf("%.1f GiB", v/(1<<30))
 }
 
 func elState(e EL) badge {
@@ -119,6 +142,8 @@ func elSync(e EL) badge {
 			return badge{"warn", "▲", "LAGGING " + slots(*e.LagSlots)}
 		}
 		return badge{"warn", "▲", "LAGGING (" + e.LastStatus + ")"}
+	case SyncBehind:
+		return badge{"bad", "▼", "BEHIND: HEALING"}
 	}
 	return badge{"muted", "?", "SYNC UNKNOWN"}
 }

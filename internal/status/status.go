@@ -32,6 +32,7 @@ const (
 	SyncInSync  = "in-sync" // head within LagToleranceSlots of the newest head
 	SyncLagging = "lagging" // head further behind, or SYNCING/ACCEPTED where another EL says VALID
 	SyncUnknown = "unknown" // no head with a known timestamp yet
+	SyncBehind  = "behind"  // shed blocks for the backlog budget; not yet healed
 )
 
 // Options configures what Build adds to the proxy's own views. Zero fields take defaults.
@@ -86,6 +87,17 @@ type Snapshot struct {
 	// DivergenceTotal counts all since start.
 	Divergences     []Divergence `json:"divergences"`
 	DivergenceTotal uint64       `json:"divergence_total"`
+	// Backlog is what the lanes hold against their shared byte budget.
+	Backlog Backlog `json:"backlog"`
+}
+
+// Backlog is the lanes' shared byte budget (--backlog-bytes) and what it holds.
+type Backlog struct {
+	// BudgetBytes is the budget; Bytes what is held now, a body shared by several ELs
+	// counted once; PeakBytes the most held since start.
+	BudgetBytes int64 `json:"budget_bytes"`
+	Bytes       int64 `json:"bytes"`
+	PeakBytes   int64 `json:"peak_bytes"`
 }
 
 // BN is one beacon node.
@@ -156,6 +168,17 @@ type EL struct {
 	// QueueDepth is how many requests wait for it; InFlight whether one is being sent.
 	QueueDepth int  `json:"queue_depth"`
 	InFlight   bool `json:"in_flight"`
+	// BacklogBytes is what its queue and the request in flight hold of the backlog budget.
+	BacklogBytes int64 `json:"backlog_bytes"`
+	// Behind is set while it has shed blocks for the backlog budget and not yet healed
+	// (Sync is then "behind"); BehindSince is when it fell behind.
+	Behind      bool       `json:"behind"`
+	BehindSince *time.Time `json:"behind_since,omitempty"`
+	// ShedBlocks and ShedBytes count the blocks it was not sent from the queue (the heal sends
+	// them from the recent blocks); Heals counts the heals.
+	ShedBlocks uint64 `json:"shed_blocks"`
+	ShedBytes  uint64 `json:"shed_bytes"`
+	Heals      uint64 `json:"heals"`
 	// Delivered and Failed count requests that did or did not get a JSON-RPC answer.
 	Delivered uint64 `json:"delivered"`
 	Failed    uint64 `json:"failed"`
@@ -256,6 +279,10 @@ func Build(p *proxy.Proxy, o Options) Snapshot {
 	for _, st := range stats {
 		s.ELs = append(s.ELs, buildEL(st, s.NewestHeadTimestamp, o.SlotDuration, anyValid))
 	}
+	if b := p.Backlog(); b != nil {
+		u := b.Usage()
+		s.Backlog = Backlog{BudgetBytes: u.Limit, Bytes: u.Total, PeakBytes: u.Peak}
+	}
 	s.NotReady = notReady(s)
 	s.Ready = s.NotReady == ""
 	if d := p.Divergence(); d != nil {
@@ -277,6 +304,7 @@ func buildEL(st upstream.Stats, newest uint64, slot time.Duration, anyValid bool
 		Name: st.Name, URL: redact(st.URL), Role: st.Role.String(), State: st.State.String(),
 		Reachable: st.State == upstream.StateUp, LastStatus: st.LastStatus.String(), Sync: SyncUnknown,
 		QueueDepth: st.QueueDepth, InFlight: st.InFlight, Delivered: st.Delivered, Failed: st.Failed, Deduplicated: st.Deduplicated,
+		BacklogBytes: st.HeldBytes, Behind: st.Behind, ShedBlocks: st.ShedBlocks, ShedBytes: st.ShedBytes, Heals: st.Heals,
 		Drops:     make(map[string]uint64, len(st.Drops)),
 		LastError: st.LastError, LastErrorAt: timePtr(st.LastErrorAt), LastOKAt: timePtr(st.LastOKAt),
 		LatencySeconds: st.LastLatency.Seconds(),
@@ -303,6 +331,10 @@ func buildEL(st upstream.Stats, newest uint64, slot time.Duration, anyValid bool
 	notYet := st.LastStatus == engine.StatusSyncing || st.LastStatus == engine.StatusAccepted
 	if notYet && anyValid && st.Role != upstream.RoleRelay {
 		e.Sync = SyncLagging
+	}
+	if st.Behind {
+		e.Sync = SyncBehind
+		e.BehindSince = timePtr(st.BehindSince)
 	}
 	return e
 }

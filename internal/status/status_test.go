@@ -72,6 +72,30 @@ func TestBuildELFields(t *testing.T) {
 	if e.Head != nil || e.LastValid != nil {
 		t.Errorf("blocks without hashes shown: %+v %+v", e.Head, e.LastValid)
 	}
+	if e.Behind || e.Sync == SyncBehind || e.BehindSince != nil {
+		t.Errorf("a lane that is not behind shown behind: %+v", e)
+	}
+	st.Behind, st.BehindSince, st.ShedBlocks, st.ShedBytes, st.Heals, st.HeldBytes = true, now, 12, 3<<20, 1, 5<<20
+	st.Head = upstream.Block{Hash: engine.Hash{1}, Number: 9, Timestamp: 1_700_000_000}
+	e = buildEL(st, 1_700_000_000, 12*time.Second, true)
+	if !e.Behind || e.Sync != SyncBehind || e.BehindSince == nil || !e.BehindSince.Equal(now) ||
+		e.ShedBlocks != 12 || e.ShedBytes != 3<<20 || e.Heals != 1 || e.BacklogBytes != 5<<20 {
+		t.Errorf("behind lane: %+v", e)
+	}
+	if b := elSync(e); b.Text != "BEHIND: HEALING" || b.Tone != "bad" {
+		t.Errorf("behind badge %+v", b)
+	}
+}
+
+func TestByteSize(t *testing.T) {
+	for _, c := range []struct {
+		n    any
+		want string
+	}{{int64(0), "0 B"}, {int64(1023), "1023 B"}, {uint64(300 << 10), "300 KiB"}, {int64(31<<20 + 1<<19), "31.5 MiB"}, {int64(3 << 30), "3.0 GiB"}} {
+		if got := byteSize(c.n); got != c.want {
+			t.Errorf("byteSize(%v) = %q, want %q", c.n, got, c.want)
+		}
+	}
 }
 
 func TestNotReady(t *testing.T) {
