@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"net/http"
@@ -27,6 +26,7 @@ type chainEL struct {
 	mu       sync.Mutex
 	down     bool
 	delay    time.Duration // how long each request takes (a slow EL)
+	paused   chan struct{} // while set, requests wait until it is closed (a hung EL)
 	record   bool          // keep every newPayload and forkchoiceUpdated in arrivals
 	arrivals []arrival
 	blocks   map[engine.Hash]upstream.Block
@@ -56,6 +56,25 @@ func (c *chainEL) setDelay(d time.Duration) {
 	c.mu.Unlock()
 }
 
+// pause makes the EL hold every request, as a stalled process does, until resume.
+func (c *chainEL) pause() {
+	c.mu.Lock()
+	if c.paused == nil {
+		c.paused = make(chan struct{})
+	}
+	c.mu.Unlock()
+}
+
+// resume lets the held requests and the next ones through.
+func (c *chainEL) resume() {
+	c.mu.Lock()
+	if c.paused != nil {
+		close(c.paused)
+		c.paused = nil
+	}
+	c.mu.Unlock()
+}
+
 // recorded returns what the EL received, in order (record must be set).
 func (c *chainEL) recorded() []arrival {
 	c.mu.Lock()
@@ -70,7 +89,7 @@ func newBoundedChainEL(t *testing.T, keep int) *chainEL {
 	c.blocks[g.Hash], c.head = g, g
 	c.order = append(c.order, g.Hash)
 	c.srv = httptest.NewServer(http.HandlerFunc(c.serve))
-	t.Cleanup(c.srv.Close)
+	t.Cleanup(func() { c.resume(); c.srv.Close() })
 	return c
 }
 
@@ -119,28 +138,18 @@ func (c *chainEL) moveHead(b upstream.Block) {
 	}
 }
 
-// withoutTransactions cuts a newPayload's transaction list, which the chainEL never reads, so
-// that a large block costs it little (under -race, scanning 150 KB costs milliseconds).
-func withoutTransactions(body []byte) []byte {
-	const key = `"transactions":[`
-	i := bytes.Index(body, []byte(key))
-	if i < 0 {
-		return body
-	}
-	j := bytes.IndexByte(body[i:], ']')
-	if j < 0 {
-		return body
-	}
-	out := make([]byte, 0, len(body)-j)
-	out = append(out, body[:i+len(key)]...)
-	return append(out, body[i+j:]...)
-}
-
 func (c *chainEL) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	c.mu.Lock()
-	delay := c.delay
+	delay, paused := c.delay, c.paused
 	c.mu.Unlock()
+	if paused != nil {
+		select {
+		case <-paused:
+		case <-r.Context().Done():
+			return
+		}
+	}
 	if delay > 0 {
 		time.Sleep(delay) // the EL's own processing time: real time, as a real EL takes
 	}
@@ -157,7 +166,7 @@ func (c *chainEL) serve(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		return
 	}
-	req, err := engine.Inspect(withoutTransactions(body))
+	req, err := engine.Inspect(body)
 	if err != nil {
 		w.Write(engine.ErrorResponse(nil, &engine.Error{Code: engine.CodeParseError, Message: err.Error()}))
 		return

@@ -409,12 +409,17 @@ func (p *Proxy) newPayload(ctx context.Context, d *upstream.Delivery) ([]byte, O
 // needsResend reports whether a lane should get a block again although it already had it:
 // the earlier send failed or was dropped, the EL refused that copy with a JSON-RPC error (a
 // malformed copy from one beacon node must not hide the good copy from another), or it could
-// not validate the block then (SYNCING).
+// not validate the block then (SYNCING). A block the lane shed, or refused while behind, is
+// not sent again: the lane's heal sends it.
 func needsResend(s *upstream.Slot) bool {
 	if s == nil || !s.Completed() {
 		return false
 	}
 	r := s.Result()
+	var de *upstream.DeliveryError
+	if errors.As(r.Err, &de) && de.Kind == upstream.KindDropped && de.Drop.Healed() {
+		return false
+	}
 	return !r.OK() || r.Resp.Err != nil || r.Resp.Status == engine.StatusSyncing
 }
 

@@ -192,6 +192,11 @@ const (
 	DropShutdown   DropReason = "shutdown"   // the proxy stopped before it was sent
 )
 
+// Healed reports whether a delivery dropped for this reason reaches the EL all the same: a
+// block shed for the backlog budget, or refused while the lane was behind, is sent by the
+// lane's heal from the recent blocks, so another copy of it must not be queued.
+func (r DropReason) Healed() bool { return r == DropShed || r == DropBehind }
+
 // DeliveryError is why a delivery produced no JSON-RPC answer.
 type DeliveryError struct {
 	Kind   ErrorKind
