@@ -157,11 +157,20 @@ type lane struct {
 // deliver at once, and sheds as the budget and the policy say. It is the lanes' loop without
 // sockets.
 type sim struct {
-	t     *testing.T
 	b     *Budget
 	p     Policy
 	lanes []*lane
 	size  int64 // every body's size
+}
+
+// newSim is n lanes sharing a budget of items bodies of 100 bytes.
+func newSim(items, n int) *sim {
+	b, _ := New(int64(items)*100, n)
+	s := &sim{b: b, p: Policy{Slot: 12 * time.Second}, size: 100}
+	for range n {
+		s.lanes = append(s.lanes, &lane{})
+	}
+	return s
 }
 
 func (s *sim) arrive(it Item, healthy ...int) {
@@ -198,11 +207,7 @@ func (s *sim) arrive(it Item, healthy ...int) {
 }
 
 func TestOnlyTheLaneThatHoldsMostSheds(t *testing.T) {
-	b, _ := New(10*100, 3)
-	s := &sim{t: t, b: b, p: Policy{Slot: 12 * time.Second}, size: 100}
-	for range 3 {
-		s.lanes = append(s.lanes, &lane{})
-	}
+	s := newSim(10, 3)
 	// Lane 2 is hung; 0 and 1 deliver everything at once. 30 blocks with a head update each.
 	for n := byte(1); n <= 30; n++ {
 		s.arrive(np(n), 0, 1)
@@ -231,21 +236,17 @@ func TestOnlyTheLaneThatHoldsMostSheds(t *testing.T) {
 	if got := len(kept) + len(hung.shed); got != 30 {
 		t.Fatalf("hung lane kept %d and shed %d blocks, want 30 in all", len(kept), len(hung.shed))
 	}
-	if u := b.Usage(); u.Total > u.Limit {
+	if u := s.b.Usage(); u.Total > u.Limit {
 		t.Fatalf("total %d over the limit %d after shedding", u.Total, u.Limit)
 	}
 }
 
 func TestEveryLaneSlowShedsEvenly(t *testing.T) {
-	b, _ := New(12*100, 3)
-	s := &sim{t: t, b: b, p: Policy{Slot: 12 * time.Second}, size: 100}
-	for range 3 {
-		s.lanes = append(s.lanes, &lane{})
-	}
+	s := newSim(12, 3)
 	for n := byte(1); n <= 20; n++ {
 		s.arrive(np(n)) // nobody delivers: a burst faster than every EL
 	}
-	u := b.Usage()
+	u := s.b.Usage()
 	if u.Total > u.Limit {
 		t.Fatalf("total %d over the limit %d", u.Total, u.Limit)
 	}

@@ -184,6 +184,7 @@ func New(cfg Config, clk clock.Clock, log *slog.Logger) (*Proxy, error) {
 		caps:     newCapabilities(clk, cfg.CapabilitiesRefresh, len(cfg.ELs)),
 		replay:   newReplayRing(max(cfg.ReplayBlocks, 0), cfg.ReplayBytes),
 		bodies:   newBodyPool(),
+		budget:   budget,
 		diverge:  divergence.New(divergence.Options{Clock: clk}),
 	}
 	names := make(map[string]bool)
@@ -215,7 +216,6 @@ func New(cfg Config, clk clock.Clock, log *slog.Logger) (*Proxy, error) {
 		}
 		p.lanes = append(p.lanes, l)
 	}
-	p.budget = budget
 	tracker, err := beacon.NewTracker(cfg.Election, clk, log.With("component", "beacon"))
 	if err != nil {
 		problems = append(problems, fmt.Errorf("election: %w", err))

@@ -279,10 +279,8 @@ func Build(p *proxy.Proxy, o Options) Snapshot {
 	for _, st := range stats {
 		s.ELs = append(s.ELs, buildEL(st, s.NewestHeadTimestamp, o.SlotDuration, anyValid))
 	}
-	if b := p.Backlog(); b != nil {
-		u := b.Usage()
-		s.Backlog = Backlog{BudgetBytes: u.Limit, Bytes: u.Total, PeakBytes: u.Peak}
-	}
+	u := p.Backlog().Usage()
+	s.Backlog = Backlog{BudgetBytes: u.Limit, Bytes: u.Total, PeakBytes: u.Peak}
 	s.NotReady = notReady(s)
 	s.Ready = s.NotReady == ""
 	if d := p.Divergence(); d != nil {

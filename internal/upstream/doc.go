@@ -1,7 +1,8 @@
 // Package upstream delivers Engine API requests to execution clients (ELs).
 //
-// Each EL has one [Lane]: a FIFO served by a single goroutine with one request in flight, so the order in which the proxy accepted requests is the order the EL sees them. The
-// spec requires this for engine_forkchoiceUpdated ("the EL MUST process them in the order
+// Each EL has one [Lane]: a FIFO served by a single goroutine with one request in flight, so
+// the order in which the proxy accepted requests is the order the EL sees them. The spec
+// requires this for engine_forkchoiceUpdated ("the EL MUST process them in the order
 // received", execution-apis src/engine/common.md §Message ordering).
 //
 // A lane never blocks its caller: [Lane.Enqueue] only takes a lock, appends and signals. What
