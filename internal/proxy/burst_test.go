@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -13,24 +12,6 @@ import (
 	"github.com/sync-proxy/sync-proxy/internal/engine"
 	"github.com/sync-proxy/sync-proxy/internal/upstream"
 )
-
-// paddedPayloadBody is block n's newPayload grown to about size bytes by one large
-// transaction, as a block full of transactions is.
-func paddedPayloadBody(id string, n uint64, size int) []byte {
-	body := newPayloadBody(id, n)
-	pad := size - len(body)
-	if pad <= 0 {
-		return body
-	}
-	tx := `"transactions":["0x02`
-	i := bytes.Index(body, []byte(tx))
-	var b bytes.Buffer
-	b.Grow(size)
-	b.Write(body[:i+len(tx)])
-	b.WriteString(strings.Repeat("ab", pad/2))
-	b.Write(body[i+len(tx):])
-	return b.Bytes()
-}
 
 // burstRig is a proxy in front of chainELs, on a manual clock set to each block's slot.
 type burstRig struct {
@@ -100,7 +81,7 @@ func TestSlowFollowerGetsEveryBlock(t *testing.T) {
 	for n := uint64(1); n <= blocks; n++ {
 		r.clk.Set(time.Unix(int64(blockTS(n)), 0))
 		id := fmt.Sprintf(`"np%d"`, n)
-		if _, ans := r.post("bn1", paddedPayloadBody(id, n, size)); !strings.Contains(string(ans), "VALID") {
+		if _, ans := r.post("bn1", bigPayload(id, n, size)); !strings.Contains(string(ans), "VALID") {
 			t.Fatalf("block %d: %s", n, ans)
 		}
 		_, ans := r.post("bn1", forkchoiceBody(fmt.Sprintf(`"fcu%d"`, n), n, n%2 == 0))
@@ -146,7 +127,7 @@ func TestShedBlockCountedOnceAndHealed(t *testing.T) {
 	for n := uint64(1); n <= blocks; n++ {
 		r.clk.Set(time.Unix(int64(blockTS(n)), 0))
 		for _, bn := range []string{"bn1", "bn2", "bn3"} {
-			r.post(bn, paddedPayloadBody(fmt.Sprintf(`"%s-np%d"`, bn, n), n, size))
+			r.post(bn, bigPayload(fmt.Sprintf(`"%s-np%d"`, bn, n), n, size))
 		}
 		r.post("bn1", forkchoiceBody(fmt.Sprintf(`"fcu%d"`, n), n, false))
 	}
