@@ -16,6 +16,11 @@ import (
 // DefaultBytes is the default budget: two epochs (64 blocks) of 2 MB blocks and then some.
 const DefaultBytes int64 = 512 << 20
 
+// DefaultRecentBytes is the default size of the recent blocks a lane heals from (the proxy's
+// replay ring): 512 blocks of 300 KB (each held in a 512 KiB pooled buffer), 870 of them
+// counted at their length. It is the other half of the memory the lanes may take.
+const DefaultRecentBytes int64 = 256 << 20
+
 // Charge is what a Budget keeps in each held item: how many holders hold it. Embed it in the
 // item (zero value ready); only the Budget reads or writes it.
 type Charge struct {

@@ -42,8 +42,7 @@ type Config struct {
 	BacklogBytes  int64 // what the lanes hold together; a shared body counts once
 	MaxBodyBytes  int64
 	HeadAllowance time.Duration
-	ReplayBlocks  int   // newPayloads kept to catch up a returning EL; 0 disables catch-up
-	ReplayBytes   int64 // bytes those may take
+	ReplayBytes   int64 // recent newPayloads kept to catch up and heal ELs; 0 disables both
 
 	SlotDuration   time.Duration
 	SilenceTimeout time.Duration
@@ -89,8 +88,7 @@ func Default() Config {
 		FailoverAfter:  time.Second,
 		BacklogBytes:   backlog.DefaultBytes,
 		MaxBodyBytes:   32 << 20,
-		ReplayBlocks:   64,
-		ReplayBytes:    256 << 20,
+		ReplayBytes:    backlog.DefaultRecentBytes,
 		SlotDuration:   12 * time.Second,
 		SilenceTimeout: 18 * time.Second,
 		MaxWallLag:     36 * time.Second,
@@ -219,8 +217,8 @@ func (c Config) Validate() error {
 	if c.MaxWallLag < 0 || c.WriterMargin < 0 || c.HeadAllowance < 0 {
 		add("--max-wall-lag, --writer-margin and --head-allowance must not be negative")
 	}
-	if c.ReplayBlocks < 0 || c.ReplayBytes < 0 {
-		add("--replay-blocks and --replay-bytes must not be negative")
+	if c.ReplayBytes < 0 {
+		add("--replay-bytes must not be negative")
 	}
 	errs = append(errs, c.validateNetwork()...)
 	if c.BacklogBytes < c.MaxBodyBytes {

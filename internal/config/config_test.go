@@ -91,18 +91,24 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
-func TestQueueSizeRefused(t *testing.T) {
+func TestCountFlagsRefused(t *testing.T) {
 	for _, c := range []struct {
 		args []string
 		env  map[string]string
+		want string
 	}{
-		{[]string{"--queue-size", "256"}, nil},
-		{nil, map[string]string{"SYNC_PROXY_QUEUE_SIZE": "256"}},
+		{[]string{"--queue-size", "256"}, nil, "--backlog-bytes"},
+		{nil, map[string]string{"SYNC_PROXY_QUEUE_SIZE": "256"}, "--backlog-bytes"},
+		{[]string{"--replay-blocks", "64"}, nil, "--replay-bytes"},
+		{nil, map[string]string{"SYNC_PROXY_REPLAY_BLOCKS": "64"}, "--replay-bytes"},
 	} {
 		_, err := Parse(c.args, env(c.env), io.Discard)
-		if err == nil || !strings.Contains(err.Error(), "--backlog-bytes") {
-			t.Errorf("%v %v: error %v, want one naming --backlog-bytes", c.args, c.env, err)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v %v: error %v, want one naming %s", c.args, c.env, err, c.want)
 		}
+	}
+	if Default().ReplayBytes != 256<<20 {
+		t.Fatalf("default recent blocks %d, want 256 MiB", Default().ReplayBytes)
 	}
 	cfg, err := Parse([]string{"--backlog-bytes", "64MiB"}, env(nil), io.Discard)
 	if err != nil || cfg.BacklogBytes != 64<<20 {

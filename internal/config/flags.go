@@ -47,8 +47,10 @@ func Parse(args []string, lookup func(string) (string, bool), usage io.Writer) (
 	})
 	fs.Var(maxBody, "max-body", "largest request body accepted (e.g. 32MiB)"+envHelp("max-body"))
 	dur(&c.HeadAllowance, "head-allowance", "how much older than the head an EL was last sent a forkchoiceUpdated head may be (0: never move a head back)")
-	fs.IntVar(&c.ReplayBlocks, "replay-blocks", c.ReplayBlocks, "recent newPayloads kept to catch up an EL that comes back or lacks a parent (0 disables catch-up)"+envHelp("replay-blocks"))
-	fs.Var(replayBytes, "replay-bytes", "bytes the replayed newPayloads may take (e.g. 256MiB)"+envHelp("replay-bytes"))
+	fs.Var(replayBytes, "replay-bytes", "the recent newPayloads kept to catch up an EL that comes back or lacks a parent and to heal one that fell behind (e.g. 256MiB); 0 disables both"+envHelp("replay-bytes"))
+	fs.Func("replay-blocks", "removed: the recent blocks are bounded in bytes by --replay-bytes", func(string) error {
+		return errors.New("--replay-blocks was replaced by --replay-bytes: the recent blocks are bounded in bytes (default 256MiB, several hundred blocks; 0 disables catch-up); remove --replay-blocks (or SYNC_PROXY_REPLAY_BLOCKS)")
+	})
 	fs.Var(&proxies, "proxies", "other sync-proxies to relay to, repeatable or comma-separated URLs (each may be url=URL,jwt-secret=FILE)"+envHelp("proxies"))
 	// Beacon nodes.
 	fs.Var(&bns, "bn", "beacon node, repeatable: name=N,jwt-secret=FILE[,id=JWT_ID][,beacon-api=URL]"+envHelp("bn"))

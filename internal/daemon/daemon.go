@@ -152,8 +152,7 @@ func New(cfg config.Config, build Build, log *slog.Logger) (*Daemon, error) {
 		FailoverAfter:  cfg.FailoverAfter,
 		Instance:       cfg.InstanceID,
 		BacklogBytes:   cfg.BacklogBytes,
-		ReplayBlocks:   replayBlocks(cfg.ReplayBlocks),
-		ReplayBytes:    cfg.ReplayBytes,
+		ReplayBytes:    replayBytes(cfg.ReplayBytes),
 		Hooks:          m.ProxyHooks(),
 
 		CapabilitiesRefresh: cfg.CapabilitiesRefresh,
@@ -299,9 +298,9 @@ func addrString(l net.Listener) string {
 	return l.Addr().String()
 }
 
-// replayBlocks maps the flag (0 disables catch-up) to proxy.Config (0 means the default,
+// replayBytes maps the flag (0 disables catch-up) to proxy.Config (0 means the default,
 // negative disables).
-func replayBlocks(n int) int {
+func replayBytes(n int64) int64 {
 	if n == 0 {
 		return -1
 	}

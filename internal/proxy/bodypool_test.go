@@ -77,7 +77,7 @@ func TestPooledBodiesStayIntact(t *testing.T) {
 	defer el.Close()
 
 	r := &rig{t: t, clk: clock.NewManual(time.Unix(int64(blockTS(1)), 0)), done: make(chan struct{})}
-	r.start(Config{Instance: "pool", Election: testElection(), ReplayBlocks: 8,
+	r.start(Config{Instance: "pool", Election: testElection(), ReplayBytes: 8 * 256 << 10, // eight 200 KB bodies in 256 KiB buffers
 		ELs: []upstream.Config{
 			{Name: "el1", URL: el.URL, Role: upstream.RolePrimary, CatchUpInterval: time.Millisecond},
 			{Name: "el2", URL: el.URL, Role: upstream.RoleFollower, CatchUpInterval: time.Millisecond},

@@ -66,7 +66,11 @@ func TestCatchUp(t *testing.T) {
 // p2p) and its status says so.
 func TestCatchUpGap(t *testing.T) {
 	r, els := chainRig(t, 2)
-	r.p.replay.maxBlocks = 5
+	// The ring holds blocks 12..16 exactly (bodies are read into buffers of their length).
+	r.p.replay.maxBytes = 0
+	for n := uint64(12); n <= 16; n++ {
+		r.p.replay.maxBytes += int64(len(newPayloadBody(fmt.Sprintf(`"np%d"`, n), n)))
+	}
 	drive(r, "bn1", 1, 3)
 	els[1].setDown(true)
 	drive(r, "bn1", 4, 15)

@@ -51,11 +51,10 @@ type Config struct {
 	// BacklogBytes bounds what the lanes hold for their ELs, together: a body queued for
 	// several ELs counts once. Default backlog.DefaultBytes.
 	BacklogBytes int64
-	// ReplayBlocks and ReplayBytes bound the ring of recent newPayloads replayed to an EL
-	// that comes back. Defaults 64 blocks (two epochs) and 256 MiB; ReplayBlocks < 0
-	// disables catch-up.
-	ReplayBlocks int
-	ReplayBytes  int64
+	// ReplayBytes bounds the recent newPayloads replayed to an EL that comes back, lacks a
+	// parent or heals after falling behind. Default backlog.DefaultRecentBytes; negative
+	// disables catch-up and healing.
+	ReplayBytes int64
 	// Hooks report what happens (metrics). Optional.
 	Hooks Hooks
 	// PayloadIDTTL is how long a payloadId stays routable after an EL issued it (see
@@ -152,11 +151,8 @@ func New(cfg Config, clk clock.Clock, log *slog.Logger) (*Proxy, error) {
 	if cfg.BacklogBytes == 0 {
 		cfg.BacklogBytes = backlog.DefaultBytes
 	}
-	if cfg.ReplayBlocks == 0 {
-		cfg.ReplayBlocks = 64
-	}
 	if cfg.ReplayBytes == 0 {
-		cfg.ReplayBytes = 256 << 20
+		cfg.ReplayBytes = backlog.DefaultRecentBytes
 	}
 	var problems []error
 	if len(cfg.ELs) == 0 {
@@ -182,7 +178,7 @@ func New(cfg Config, clk clock.Clock, log *slog.Logger) (*Proxy, error) {
 		verdicts: newRecent[engine.Hash, engine.Response](256),
 		builders: newBuildBook(clk, payloadIDTTL(cfg)),
 		caps:     newCapabilities(clk, cfg.CapabilitiesRefresh, len(cfg.ELs)),
-		replay:   newReplayRing(max(cfg.ReplayBlocks, 0), cfg.ReplayBytes),
+		replay:   newReplayRing(cfg.ReplayBytes),
 		bodies:   newBodyPool(),
 		budget:   budget,
 		diverge:  divergence.New(divergence.Options{Clock: clk}),
@@ -206,7 +202,7 @@ func New(cfg Config, clk clock.Clock, log *slog.Logger) (*Proxy, error) {
 		if ec.SlotDuration == 0 {
 			ec.SlotDuration = cfg.Election.SlotDuration
 		}
-		if cfg.ReplayBlocks > 0 && ec.Role != upstream.RoleRelay {
+		if cfg.ReplayBytes > 0 && ec.Role != upstream.RoleRelay {
 			ec.Replay = p.replay
 		}
 		l, err := upstream.New(ec, log.With("component", "upstream"))

@@ -7,13 +7,13 @@ import (
 	"github.com/sync-proxy/sync-proxy/internal/upstream"
 )
 
-// replayRing keeps the newest newPayloads, bounded in blocks and in bytes, and the writer's
+// replayRing keeps the newest newPayloads, bounded in bytes (a body counts at its capacity:
+// that is the memory it holds), and the writer's
 // newest forkchoiceUpdated, so that an EL that comes back (or answers SYNCING because it
 // lacks a parent) can be given, in order, exactly what it missed. It implements
 // upstream.Replay.
 type replayRing struct {
-	maxBlocks int
-	maxBytes  int64
+	maxBytes int64
 
 	mu     sync.Mutex
 	order  []*upstream.Delivery // oldest first
@@ -24,13 +24,13 @@ type replayRing struct {
 
 var _ upstream.Replay = (*replayRing)(nil)
 
-func newReplayRing(maxBlocks int, maxBytes int64) *replayRing {
-	return &replayRing{maxBlocks: maxBlocks, maxBytes: maxBytes, byHash: make(map[engine.Hash]*upstream.Delivery)}
+func newReplayRing(maxBytes int64) *replayRing {
+	return &replayRing{maxBytes: maxBytes, byHash: make(map[engine.Hash]*upstream.Delivery)}
 }
 
 // add keeps a newPayload the proxy has just accepted for the first time.
 func (r *replayRing) add(d *upstream.Delivery) {
-	if r.maxBlocks == 0 {
+	if r.maxBytes <= 0 {
 		return
 	}
 	r.mu.Lock()
@@ -41,13 +41,13 @@ func (r *replayRing) add(d *upstream.Delivery) {
 	d.Retain() // released when the ring forgets the block
 	r.order = append(r.order, d)
 	r.byHash[d.Req.Block.Hash] = d
-	r.bytes += int64(len(d.Body))
-	for len(r.order) > 1 && (len(r.order) > r.maxBlocks || r.bytes > r.maxBytes) {
+	r.bytes += int64(cap(d.Body))
+	for len(r.order) > 1 && r.bytes > r.maxBytes {
 		old := r.order[0]
 		r.order[0] = nil
 		r.order = r.order[1:]
 		delete(r.byHash, old.Req.Block.Hash)
-		r.bytes -= int64(len(old.Body))
+		r.bytes -= int64(cap(old.Body))
 		old.Release()
 	}
 }
