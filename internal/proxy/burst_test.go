@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -161,4 +162,71 @@ func TestShedBlockCountedOnceAndHealed(t *testing.T) {
 		t.Fatalf("after healing: behind %v, heals %d", st.Behind, st.Heals)
 	}
 	t.Logf("stalled EL: %d of %d blocks shed, each once; healed", distinct, blocks)
+}
+
+// liveHeap is the heap in use after a collection: what the process holds, not garbage.
+func liveHeap() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// Mirror mode, 500 blocks of 300 KB sent unpaced (a range sync), a backlog budget of 32 MiB
+// and 128 MiB of recent blocks; one EL stalls from block 250 on. The healthy ELs get every
+// block and never shed; the stalled EL is behind; the live heap stays within the budget and
+// the recent blocks plus 32 MiB; once the stalled EL resumes it heals to the head.
+func TestHungFollowerHeapAndHeal(t *testing.T) {
+	const blocks, size, stallAt = 500, 300 << 10, 250
+	const budget, recent, margin = 32 << 20, 128 << 20, 32 << 20
+	base := liveHeap()
+	r := newBurstRig(t, mirror3, withBacklog(budget), func(c *Config) { c.ReplayBytes = recent })
+	var peak uint64
+	for n := uint64(1); n <= blocks; n++ {
+		if n == stallAt {
+			r.chain[2].pause()
+		}
+		r.clk.Set(time.Unix(int64(blockTS(n)), 0))
+		r.post("bn1", bigPayload(fmt.Sprintf(`"np%d"`, n), n, size))
+		r.post("bn1", forkchoiceBody(fmt.Sprintf(`"fcu%d"`, n), n, false))
+		if n%25 == 0 {
+			peak = max(peak, liveHeap())
+		}
+	}
+	for _, i := range []int{0, 1} {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := r.p.Lanes()[i].Drain(ctx)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkDelivered(t, fmt.Sprintf("el%d", i+1), r.chain[i], blocks)
+		if st := r.p.Lanes()[i].Stats(); st.ShedBlocks != 0 || st.Behind {
+			t.Fatalf("healthy el%d shed %d blocks", i+1, st.ShedBlocks)
+		}
+	}
+	peak = max(peak, liveHeap())
+	u := r.p.Backlog().Usage()
+	st := r.p.Lanes()[2].Stats()
+	t.Logf("live heap %d MiB at start, peak %d MiB (budget %d + recent %d + margin %d MiB); backlog peak %d MiB; stalled EL shed %d blocks (%d MiB)",
+		base>>20, peak>>20, budget>>20, recent>>20, margin>>20, u.Peak>>20, st.ShedBlocks, st.ShedBytes>>20)
+	if peak > base+budget+recent+margin {
+		t.Errorf("live heap peaked at %d MiB, over %d MiB at start + budget + recent blocks + margin", peak>>20, (base+budget+recent+margin)>>20)
+	}
+	if u.Peak > budget+4*(512<<10) {
+		t.Errorf("backlog peaked at %d bytes, budget %d", u.Peak, budget)
+	}
+	if !st.Behind || st.ShedBlocks == 0 {
+		t.Fatalf("stalled EL: behind %v, shed %d", st.Behind, st.ShedBlocks)
+	}
+	r.chain[2].resume()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := r.p.Lanes()[2].Drain(ctx); err != nil {
+		t.Fatalf("the stalled EL did not heal: %v (%+v)", err, r.p.Lanes()[2].Stats())
+	}
+	checkDelivered(t, "el3", r.chain[2], blocks)
+	if h := r.chain[2].headNumber(); h != blocks {
+		t.Fatalf("el3 head %d after healing, want %d", h, blocks)
+	}
 }
