@@ -35,9 +35,12 @@ func TestPolicyNext(t *testing.T) {
 	}{
 		{"empty", nil, nil},
 		{"only reads", []Item{other, other}, nil},
-		{"superseded update first, oldest first",
+		{"an update followed by a block is not superseded: the block goes with it",
 			[]Item{np(1), fcu(1), np(2), fcu(2), np(3), fcu(3)},
-			[][]int{{1}, {2}, {2, 3}, {1}, {0}}},
+			[][]int{{4, 5}, {2, 3}, {0, 1}}},
+		{"superseded updates first, oldest first",
+			[]Item{np(1), fcu(1), fcu(1), np(2), fcu(2), fcu(2), fcu(2)},
+			[][]int{{1}, {3}, {3}, {2, 3}, {0, 1}}},
 		{"past build before any block, current build kept until its block goes",
 			[]Item{np(1), build(1, t0-24), np(2), build(2, t0-12), np(3), build(3, t0-11)},
 			[][]int{{1}, {2}, {2, 3}, {1}, {0}}},
@@ -85,6 +88,25 @@ func TestPolicyNext(t *testing.T) {
 				t.Fatalf("shed %v, want %v", got, c.want)
 			}
 		})
+	}
+}
+
+func TestSuperseded(t *testing.T) {
+	b := build(1, 0)
+	for _, c := range []struct {
+		name  string
+		queue []Item
+		want  []bool
+	}{
+		{"empty", nil, []bool{}},
+		{"one per block: none", []Item{np(1), fcu(1), np(2), fcu(2)}, []bool{false, false, false, false}},
+		{"consecutive updates: all but the last", []Item{np(1), fcu(1), fcu(1), fcu(2)}, []bool{false, true, true, false}},
+		{"a build is never superseded", []Item{fcu(1), b, fcu(1)}, []bool{true, false, false}},
+		{"a block between keeps the update", []Item{fcu(1), np(2), fcu(2)}, []bool{false, false, false}},
+	} {
+		if got := Superseded(c.queue); !slices.Equal(got, c.want) {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
 	}
 }
 

@@ -47,7 +47,7 @@ func NewPolicy(slot time.Duration) (Policy, error) {
 // Next returns the queue positions (ascending) that the lane sheds in its next step, or nil
 // when nothing may be shed. The order of the steps:
 //
-//  1. a forkchoiceUpdated without attributes that a later forkchoiceUpdated supersedes;
+//  1. a forkchoiceUpdated without attributes that a later one supersedes (see Superseded);
 //  2. a build (forkchoiceUpdated with attributes) whose slot is past: no one will fetch it;
 //  3. the newest newPayload on which no queued newPayload builds, with every later
 //     forkchoiceUpdated that names it as head (a head the EL cannot have once its block is
@@ -56,21 +56,12 @@ func NewPolicy(slot time.Duration) (Policy, error) {
 //
 // Other requests are never shed.
 func (p Policy) Next(queue []Item, now time.Time) []int {
-	lastFcU := -1
-	for i := len(queue) - 1; i >= 0; i-- {
-		if queue[i].Kind == KindForkchoice {
-			lastFcU = i
-			break
-		}
-	}
+	superseded := Superseded(queue)
 	for i, it := range queue {
 		if it.Kind != KindForkchoice {
 			continue
 		}
-		if !it.Build && i < lastFcU {
-			return []int{i}
-		}
-		if it.Build && p.past(it.BuildTime, now) {
+		if superseded[i] || (it.Build && p.past(it.BuildTime, now)) {
 			return []int{i}
 		}
 	}
@@ -95,6 +86,28 @@ func (p Policy) Next(queue []Item, now time.Time) []int {
 		return shed
 	}
 	return nil
+}
+
+// Superseded marks the head updates (forkchoiceUpdated without attributes) that a later head
+// update makes redundant: one follows before any newPayload does. An update followed by a
+// block is never superseded: an EL that imports a burst of blocks without its head moving
+// runs out of state (geth's path scheme keeps 128 blocks of state above its head, then
+// refuses payloads as if snap syncing), so every block keeps the head update after it.
+func Superseded(queue []Item) []bool {
+	out := make([]bool, len(queue))
+	later := false // a head update follows, before any newPayload
+	for i := len(queue) - 1; i >= 0; i-- {
+		switch queue[i].Kind {
+		case KindNewPayload:
+			later = false
+		case KindForkchoice:
+			if !queue[i].Build && later {
+				out[i] = true
+			}
+			later = true
+		}
+	}
+	return out
 }
 
 // past reports whether the slot that starts at ts (Unix seconds) has ended.

@@ -38,16 +38,25 @@ func newBurstRig(t *testing.T, roles []upstream.Role, opts ...rigOption) *burstR
 	return c
 }
 
+// maxBlocksWithoutHead is the most newPayloads an EL may get in a row without a head update.
+// geth's path scheme keeps 128 blocks of state above its head and then refuses payloads as
+// if snap syncing: sync-proxy keeps well inside that.
+const maxBlocksWithoutHead = 64
+
 // checkDelivered asserts that el got blocks 1..n in parent order, each VALID the first time
-// (a block sent again, as a catch-up may, is allowed), and no head update before the block
-// it names.
+// (a block sent again, as a catch-up may, is allowed), no head update before the block it
+// names, and never more than maxBlocksWithoutHead blocks in a row without a head update.
 func checkDelivered(t *testing.T, name string, el *chainEL, n uint64) {
 	t.Helper()
 	var next uint64 = 1
 	have := map[engine.Hash]bool{blockHash(0): true}
+	run := 0
 	for i, a := range el.recorded() {
 		switch a.class {
 		case engine.ClassNewPayload:
+			if run++; run > maxBlocksWithoutHead {
+				t.Fatalf("%s: %d blocks in a row without a head update, at arrival %d (block %d)", name, run, i, a.number)
+			}
 			if have[a.hash] {
 				continue
 			}
@@ -57,6 +66,7 @@ func checkDelivered(t *testing.T, name string, el *chainEL, n uint64) {
 			have[a.hash] = true
 			next++
 		case engine.ClassForkchoice:
+			run = 0
 			if !have[a.hash] {
 				t.Fatalf("%s: arrival %d is a head update (attributes %v) to a block it never got, after block %d", name, i, a.attrs, next-1)
 			}

@@ -124,6 +124,13 @@ func (l *Lane) runCatchUp(ctx context.Context) (cu CatchUp) {
 			return cu
 		}
 		cu.Replayed++
+		if fcu != nil && cu.Replayed%replayHeadEvery == 0 && cu.Replayed < len(payloads) {
+			if err := l.moveHeadTo(ctx, fcu.Req.Method, d); err != nil {
+				cu.Err = fmt.Sprintf("replay: head update to block %d: %v", d.Req.Block.Number, err)
+				l.retryCatchUp()
+				return cu
+			}
+		}
 	}
 	// The replayed update passes the same head guard as live ones: never move the EL back.
 	if fcu != nil && !l.forkchoiceQueued() && (fcu.Req.Forkchoice.Head != head.Hash || len(payloads) > 0) && !l.staleAtSend(ctx, fcu) {
@@ -138,6 +145,34 @@ func (l *Lane) runCatchUp(ctx context.Context) (cu CatchUp) {
 		l.log.Info("execution client caught up", "el_head", head.Number, "replayed", cu.Replayed, "gap", gap)
 	}
 	return cu
+}
+
+// replayHeadEvery is how many replayed blocks may pass before the EL's head is moved to the
+// last of them. An EL that imports many blocks without its head moving runs out of state:
+// geth's path scheme keeps 128 blocks of state above its head, then refuses payloads as if
+// snap syncing. One epoch stays well inside that and costs one request per 32 blocks.
+const replayHeadEvery = 32
+
+// moveHeadTo makes block d (just replayed) the EL's head with a forkchoiceUpdated of the given
+// method, without attributes and with zero safe and finalized hashes (which move neither:
+// the writer's newest update sets them when the replay is done).
+func (l *Lane) moveHeadTo(ctx context.Context, method string, d *Delivery) error {
+	var zero engine.Hash
+	body := []byte(`{"jsonrpc":"2.0","id":"sync-proxy-replay-head","method":"` + method + `","params":[{"headBlockHash":"` +
+		d.Req.Block.Hash.String() + `","safeBlockHash":"` + zero.String() + `","finalizedBlockHash":"` + zero.String() + `"},null]}`)
+	req, err := engine.Inspect(body)
+	if err != nil {
+		return fmt.Errorf("internal request: %w", err)
+	}
+	b := d.Req.Block
+	res := l.deliver(ctx, &Delivery{Req: req, Body: body, HeadKnown: true, Head: Block{Hash: b.Hash, Number: b.Number, Timestamp: b.Timestamp}})
+	if res.Err != nil {
+		return res.Err
+	}
+	if res.Resp.Err != nil {
+		return fmt.Errorf("%s: %w", method, res.Resp.Err)
+	}
+	return nil
 }
 
 func (l *Lane) retryCatchUp() {

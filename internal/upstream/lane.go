@@ -355,26 +355,22 @@ func (l *Lane) Enqueue(d *Delivery) *Slot {
 			l.noteShed(d)
 		}
 		dropped, reasons = append(dropped, s), append(reasons, DropBehind)
+		// It still holds the most (it is stalled: its queue does not drain), and what the
+		// healthy lanes queue meanwhile is over the budget: it gives up the newest of what it
+		// holds, which the others have long delivered, so that frees memory.
+		dropped, reasons = l.shed(dropped, reasons)
 	default:
 		if d.Req.Class == engine.ClassForkchoice {
 			if d.HeadKnown && d.Head.Timestamp >= l.sentHead.Timestamp {
 				l.sentHead = d.Head
 			}
-			// A queued forkchoiceUpdated without attributes only moves the head, and this
-			// newer one moves it again at once: sending the old one is wasted work.
-			kept := l.queue[:0]
-			for _, q := range l.queue {
-				if q.d.Req.Class == engine.ClassForkchoice && !q.d.Req.HasAttributes {
-					q.release(l) // before the budget is looked at below
-					dropped, reasons = append(dropped, q), append(reasons, DropSuperseded)
-					continue
-				}
-				kept = append(kept, q)
-			}
-			clear(l.queue[len(kept):])
-			l.queue = kept
 		}
 		l.queue = append(l.queue, s)
+		if d.Req.Class == engine.ClassForkchoice {
+			// A queued head update that this one follows with no block between only moves
+			// the head, and this one moves it again at once: sending it is wasted work.
+			dropped, reasons = l.dropSuperseded(dropped, reasons)
+		}
 		s.charge(l)
 		wasBehind := l.behind
 		dropped, reasons = l.shed(dropped, reasons)
@@ -406,17 +402,46 @@ func (l *Lane) Enqueue(d *Delivery) *Slot {
 	return s
 }
 
+// dropSuperseded drops the queued head updates that the one just queued supersedes (see
+// backlog.Superseded): those without attributes after the last queued block. It looks at the
+// queue's tail only, so a long queue costs a head update nothing. Called with l.mu held.
+func (l *Lane) dropSuperseded(dropped []*Slot, reasons []DropReason) ([]*Slot, []DropReason) {
+	last := len(l.queue) - 1 // the update just queued
+	from := last
+	for from > 0 && l.queue[from-1].d.Req.Class != engine.ClassNewPayload {
+		from--
+	}
+	kept := l.queue[:from]
+	for _, q := range l.queue[from:last] {
+		if q.d.Req.Class == engine.ClassForkchoice && !q.d.Req.HasAttributes {
+			q.release(l) // before the budget is looked at
+			dropped, reasons = append(dropped, q), append(reasons, DropSuperseded)
+			continue
+		}
+		kept = append(kept, q)
+	}
+	kept = append(kept, l.queue[last])
+	clear(l.queue[len(kept):])
+	l.queue = kept
+	return dropped, reasons
+}
+
+// items describes the queue to the backlog policy. Called with l.mu held.
+func (l *Lane) items() []backlog.Item {
+	items := make([]backlog.Item, len(l.queue))
+	for i, q := range l.queue {
+		items[i] = itemOf(q.d)
+	}
+	return items
+}
+
 // shed gives up queued requests, as backlog.Policy orders them, while the budget says this
 // lane must. A shed block makes the lane behind. Called with l.mu held; the shed slots are
 // appended to dropped for the caller to complete.
 func (l *Lane) shed(dropped []*Slot, reasons []DropReason) ([]*Slot, []DropReason) {
 	now := l.cfg.Clock.Now()
 	for steps := 0; steps <= len(l.queue) && l.cfg.Backlog.MustShed(l.cfg.Holder); steps++ {
-		items := make([]backlog.Item, len(l.queue))
-		for i, q := range l.queue {
-			items[i] = itemOf(q.d)
-		}
-		victims := l.policy.Next(items, now)
+		victims := l.policy.Next(l.items(), now)
 		if victims == nil {
 			break
 		}

@@ -243,6 +243,10 @@ type proxyStatus struct {
 		Failed     uint64            `json:"failed"`
 		Drops      map[string]uint64 `json:"drops"`
 		LastError  string            `json:"last_error"`
+		Behind     bool              `json:"behind"`
+		ShedBlocks uint64            `json:"shed_blocks"`
+		ShedBytes  uint64            `json:"shed_bytes"`
+		Heals      uint64            `json:"heals"`
 		Head       *struct {
 			Number uint64 `json:"number"`
 		} `json:"head"`
