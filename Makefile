@@ -33,10 +33,10 @@ lint: #? gofmt, go vet, staticcheck, go mod tidy check
 fmt: #? format the code
 	gofmt -w $$(git ls-files '*.go')
 
-fuzz: #? run every fuzz target for FUZZTIME each (default 30s)
+fuzz: #? run every fuzz target for FUZZTIME each (default 30s); see scripts/fuzz-one.sh
 	@for pkg in $$($(GO) list ./internal/...); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
-	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	    echo "== $$pkg $$f"; GO=$(GO) scripts/fuzz-one.sh $$pkg $$f $(FUZZTIME) || exit 1; \
 	  done; \
 	done
 
