@@ -40,7 +40,7 @@ fuzz: #? run every fuzz target for FUZZTIME each (default 30s); see scripts/fuzz
 	  done; \
 	done
 
-bench: build #? measure the hop: floor, nginx, sync-proxy (mirror, direct 1/16 followers, a hung follower); writes bin/bench.md
+bench: build #? measure the hop: floor, nginx, sync-proxy (mirror, direct 1/16 followers, a hung follower, a 10,000-block burst); writes bin/bench.md
 	$(GO) build -o bin/sync-proxy-load ./cmd/sync-proxy-load
 	bin/sync-proxy-load bench --proxy-bin $(BIN) --out bin/bench.md $(BENCHFLAGS)
 

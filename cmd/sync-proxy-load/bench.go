@@ -26,12 +26,13 @@ const benchLimit = 15 * time.Minute
 
 // plan is one row of load: a shape sent at a rate (or closed loop) for a while.
 type plan struct {
-	name   string // row label
-	shape  string
-	rate   float64 // 0: closed loop
-	conc   int
-	dur    time.Duration
-	warmup int // unrecorded requests first (they also open the connections)
+	name     string // row label
+	shape    string
+	rate     float64 // 0: closed loop
+	conc     int
+	dur      time.Duration // 0: requests alone bounds the plan
+	requests int           // recorded requests (0: dur alone bounds the plan)
+	warmup   int           // unrecorded requests first (they also open the connections)
 }
 
 // defaultPlans is the load of every scenario: each newPayload size and both
@@ -72,8 +73,9 @@ type scenario struct {
 	what      string
 	hop       hop
 	mirror    bool
-	followers int // ELs besides the first
-	hung      int // of which never answer (the last ones)
+	followers int  // ELs besides the first
+	hung      int  // of which never answer (the last ones)
+	burst     bool // runs the burst plan instead of the standard ones
 }
 
 func scenarios() []scenario {
@@ -84,6 +86,7 @@ func scenarios() []scenario {
 		{name: "direct-1", what: "sync-proxy direct, primary + 1 follower", hop: hopProxy, followers: 1},
 		{name: "direct-16", what: "sync-proxy direct, primary + 16 followers", hop: hopProxy, followers: 16},
 		{name: "direct-hung", what: "sync-proxy direct, primary + 1 follower that never answers", hop: hopProxy, followers: 1, hung: 1},
+		{name: "burst-hung", what: "sync-proxy direct, primary + 1 follower that never answers, blocks of 300 KB back to back (a range-syncing beacon node)", hop: hopProxy, followers: 1, hung: 1, burst: true},
 	}
 }
 
@@ -108,6 +111,9 @@ type benchOpts struct {
 	quick              bool
 	only               []string
 	seed               uint64
+	burstBlocks        int   // blocks the burst scenario sends
+	backlogBytes       int64 // the proxy's --backlog-bytes in the burst scenario
+	recentBytes        int64 // and its --replay-bytes
 }
 
 // runBench is the bench subcommand.
@@ -120,11 +126,24 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&o.out, "out", "", "also write the markdown report to this file")
 	fs.StringVar(&o.profile, "profile", "", "write a CPU profile of sync-proxy (direct-1 scenario) to this file")
 	fs.BoolVar(&o.quick, "quick", false, "half-length cells")
-	only := fs.String("scenarios", "", "comma-separated scenarios to run (default all: floor,nginx,mirror,direct-1,direct-16,direct-hung)")
+	only := fs.String("scenarios", "", "comma-separated scenarios to run (default all: "+strings.Join(namesOf(scenarios()), ",")+")")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed for transactions and block hashes")
+	fs.IntVar(&o.burstBlocks, "burst-blocks", 0, fmt.Sprintf("blocks the burst scenario sends (default %d, %d with -quick)", burstBlocks, burstQuickBlocks))
+	fs.Int64Var(&o.backlogBytes, "burst-backlog-bytes", 0, "the proxy's --backlog-bytes in the burst scenario (default the proxy's default)")
+	fs.Int64Var(&o.recentBytes, "burst-replay-bytes", 0, "the proxy's --replay-bytes in the burst scenario (default the proxy's default)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if o.burstBlocks < 0 || o.backlogBytes < 0 || o.recentBytes < 0 {
+		return usageErr("-burst-blocks, -burst-backlog-bytes and -burst-replay-bytes must not be negative")
+	}
+	if o.burstBlocks == 0 {
+		o.burstBlocks = burstBlocks
+		if o.quick {
+			o.burstBlocks = burstQuickBlocks
+		}
+	}
+	defaultBurstOpts(&o)
 	if fs.NArg() > 0 {
 		return usageErr("no arguments expected")
 	}
@@ -222,7 +241,7 @@ func writeSecret(dir, name string) (string, *jwtauth.Secret, error) {
 }
 
 func (b *bench) renderTemplates() error {
-	for _, p := range b.plans {
+	for _, p := range append(slices.Clone(b.plans), burstPlan(b.o.burstBlocks)) {
 		if _, ok := b.tpls[p.shape]; ok {
 			continue
 		}
@@ -249,6 +268,7 @@ type scenarioResult struct {
 	cells []cell
 	conns int64 // connections accepted by the ELs over the whole scenario
 	nEL   int
+	burst *burstState // a burst scenario's end state
 	err   error
 }
 
@@ -298,7 +318,11 @@ func (b *bench) scenario(ctx context.Context, sc scenario) scenarioResult {
 	if b.o.profile != "" && sc.name == "direct-1" {
 		prof = b.startProfile(opsURL)
 	}
-	for _, p := range b.plans {
+	plans := b.plans
+	if sc.burst {
+		plans = []plan{burstPlan(b.o.burstBlocks)}
+	}
+	for _, p := range plans {
 		if ctx.Err() != nil {
 			break
 		}
@@ -308,6 +332,14 @@ func (b *bench) scenario(ctx context.Context, sc scenario) scenarioResult {
 			break
 		}
 		r.cells = append(r.cells, c)
+	}
+	if sc.burst && r.err == nil {
+		st, err := readBurstState(ctx, opsURL)
+		if err != nil {
+			r.err = err
+		} else {
+			r.burst = &st
+		}
 	}
 	for i, el := range els {
 		if i < len(els)-sc.hung {
@@ -343,10 +375,14 @@ func (b *bench) startHop(sc scenario, els []*loadgen.FakeEL) (url string, key *j
 		c, url, err = startNginx(b.o.nginxBin, b.dir, els[0].Addr())
 		return url, b.elKey, c, "", err
 	case hopProxy:
-		c, url, opsURL, err = startProxy(proxySetup{
+		s := proxySetup{
 			bin: b.o.proxyBin, dir: b.dir, mirror: sc.mirror, els: els,
 			elJWT: b.elJWT, bnJWT: b.bnJWT, profile: b.o.profile != "" && sc.name == "direct-1",
-		})
+		}
+		if sc.burst {
+			s.extra = burstArgs(b.o)
+		}
+		c, url, opsURL, err = startProxy(s)
 		return url, b.bnKey, c, opsURL, err
 	}
 	return els[0].URL(), b.elKey, nil, "", nil
@@ -399,7 +435,7 @@ func (b *bench) cell(ctx context.Context, sc scenario, p plan, url string, key *
 		}
 	}
 	res, err := loadgen.Run(ctx, loadgen.RunConfig{
-		URL: url, Template: tpl, Secret: key, Concurrency: p.conc, Rate: p.rate, Duration: p.dur,
+		URL: url, Template: tpl, Secret: key, Concurrency: p.conc, Rate: p.rate, Duration: p.dur, Requests: p.requests,
 		Warmup: p.warmup, StartSeq: b.seq, Timeout: 15 * time.Second, Expect: expectFor(sc, tpl.Shape.Kind),
 	})
 	if err != nil {

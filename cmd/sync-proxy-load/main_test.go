@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sync-proxy/sync-proxy/internal/loadgen"
+	"github.com/sync-proxy/sync-proxy/internal/status"
 )
 
 func TestUsage(t *testing.T) {
@@ -104,5 +105,40 @@ func TestFormatting(t *testing.T) {
 func TestNginxConfIsLoopbackOnly(t *testing.T) {
 	if strings.Contains(nginxConf, "0.0.0.0") || !strings.Contains(nginxConf, "daemon off;") {
 		t.Error("nginx must run in the foreground and on the given loopback address only")
+	}
+}
+
+func TestBurstMisses(t *testing.T) {
+	o := benchOpts{backlogBytes: 64 << 20, recentBytes: 32 << 20}
+	good := func() scenarioResult {
+		c := cell{plan: burstPlan(100), peakRSS: 150 << 20, bodyLen: 300_000}
+		c.res.OK = 100
+		return scenarioResult{sc: scenario{name: "burst-hung", burst: true}, cells: []cell{c}, burst: &burstState{
+			backlog: status.Backlog{BudgetBytes: 64 << 20, PeakBytes: 64 << 20},
+			hung:    status.EL{Behind: true, ShedBlocks: 40},
+		}}
+	}
+	cases := []struct {
+		name  string
+		edit  func(*scenarioResult)
+		wants string // "" when nothing is missed
+	}{
+		{"all met", func(*scenarioResult) {}, ""},
+		{"incomplete", func(r *scenarioResult) { r.burst = nil }, "did not complete"},
+		{"a block unanswered", func(r *scenarioResult) { r.cells[0].res.OK = 99 }, "99 of 100 blocks"},
+		{"over the memory limit", func(r *scenarioResult) { r.cells[0].peakRSS = 197 << 20 }, "peak RSS 197 MiB > 196 MiB"},
+		{"at the memory limit", func(r *scenarioResult) { r.cells[0].peakRSS = 196 << 20 }, ""},
+		{"follower not behind", func(r *scenarioResult) { r.burst.hung.Behind = false }, "not shown behind"},
+		{"nothing shed", func(r *scenarioResult) { r.burst.hung.ShedBlocks = 0 }, "not shown behind"},
+		{"backlog over budget", func(r *scenarioResult) { r.burst.backlog.PeakBytes = 69 << 20 }, "backlog peak 69 MiB"},
+		{"backlog within slack", func(r *scenarioResult) { r.burst.backlog.PeakBytes = 68 << 20 }, ""},
+	}
+	for _, c := range cases {
+		r := good()
+		c.edit(&r)
+		got := strings.Join(burstMisses(r, o), "; ")
+		if (c.wants == "") != (got == "") || !strings.Contains(got, c.wants) {
+			t.Errorf("%s: misses %q, want %q", c.name, got, c.wants)
+		}
 	}
 }

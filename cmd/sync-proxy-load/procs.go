@@ -132,6 +132,7 @@ type proxySetup struct {
 	elJWT   string            // secret file for the ELs
 	bnJWT   string            // secret file the beacon node signs with
 	profile bool              // serve /debug/pprof/
+	extra   []string          // more flags
 }
 
 // startProxy starts sync-proxy and waits for its operations listener.
@@ -159,6 +160,7 @@ func startProxy(s proxySetup) (c *child, engineURL, opsURL string, err error) {
 	if s.profile {
 		args = append(args, "--pprof")
 	}
+	args = append(args, s.extra...)
 	c, err = startChild("sync-proxy", s.bin, args, filepath.Join(s.dir, "sync-proxy.log"))
 	if err != nil {
 		return nil, "", "", err

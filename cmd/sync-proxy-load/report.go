@@ -20,6 +20,7 @@ func (b *bench) report(rs []scenarioResult) string {
 	b.latencyTable(&w, t)
 	b.ratioTable(&w, t)
 	b.costTable(&w, rs)
+	b.burstSection(&w, rs)
 	b.targets(&w, t)
 	for _, r := range rs {
 		if r.err != nil {
@@ -72,7 +73,7 @@ func (b *bench) machine() string {
 func (b *bench) hops(t table) []string {
 	var out []string
 	for _, r := range t.rs {
-		if r.sc.hop != hopNone {
+		if r.sc.hop != hopNone && !r.sc.burst {
 			out = append(out, r.sc.name)
 		}
 	}
@@ -82,6 +83,9 @@ func (b *bench) hops(t table) []string {
 // latencyTable: the floor's p50/p99 and each hop's added p50/p99, in ms.
 func (b *bench) latencyTable(w *strings.Builder, t table) {
 	hops := b.hops(t)
+	if len(hops) == 0 {
+		return
+	}
 	fmt.Fprintf(w, "### Latency the beacon node sees, ms: floor, then added by each hop (p50 / p99)\n\n")
 	fmt.Fprintf(w, "| request | floor | %s |\n|---|---|%s\n", strings.Join(hops, " | "), strings.Repeat("---|", len(hops)))
 	for _, p := range b.plans {
@@ -107,6 +111,9 @@ func (b *bench) latencyTable(w *strings.Builder, t table) {
 // multiple of nginx's.
 func (b *bench) ratioTable(w *strings.Builder, t table) {
 	hops := b.hops(t)
+	if len(hops) == 0 {
+		return
+	}
 	fmt.Fprintf(w, "### p50 as a multiple of the floor (and sync-proxy's added p50 ÷ nginx's)\n\n")
 	fmt.Fprintf(w, "| request | %s |\n|---|%s\n", strings.Join(hops, " | "), strings.Repeat("---|", len(hops)))
 	for _, p := range b.plans {
@@ -197,6 +204,11 @@ func (b *bench) targets(w *strings.Builder, t table) {
 		}
 	}
 	verdict(w, "new upstream connections ≤ one per EL per concurrent sender (whole scenario)", connMiss)
+	for _, r := range t.rs {
+		if r.sc.burst {
+			verdict(w, fmt.Sprintf("%s: every block answered, the follower shown behind, the backlog within its budget, peak RSS ≤ --backlog-bytes + --replay-bytes + %d MiB", r.sc.name, burstRSSMargin>>20), burstMisses(r, b.o))
+		}
+	}
 	fmt.Fprintf(w, "- allocations per request do not grow with the number of ELs: see `go test -bench . -benchmem ./internal/proxy/`\n")
 }
 
