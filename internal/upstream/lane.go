@@ -380,14 +380,18 @@ func (l *Lane) Enqueue(d *Delivery) *Slot {
 		l.drops[r]++
 	}
 	var held, queued int
+	var shedBlocks, shedBytes uint64
 	if warn {
 		held, queued = int(l.cfg.Backlog.Held(l.cfg.Holder)), len(l.queue)
+		shedBlocks, shedBytes = l.episodeBlocks, l.episodeBytes
 	}
 	l.mu.Unlock()
 
 	if warn {
-		l.log.Warn("execution client behind: the backlog budget is spent and this EL holds the most; shedding the newest blocks, which are sent again from the recent blocks once it has drained",
-			"held_bytes", held, "queued", queued, "budget_bytes", l.cfg.Backlog.Limit())
+		// Once per episode: the blocks it refuses from now on are counted in the metrics and
+		// in the INFO (or WARN) that ends the episode.
+		l.log.Warn("execution client behind: the backlog budget is spent and this EL holds the most; it is not sent the newest blocks, which go again from the recent blocks once it has drained",
+			"shed_blocks", shedBlocks, "shed_bytes", shedBytes, "held_bytes", held, "queued", queued, "budget_bytes", l.cfg.Backlog.Limit())
 	}
 	select {
 	case l.wake <- struct{}{}:

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"slices"
 	"strings"
@@ -436,4 +437,93 @@ func forwardedIDs(el *fakeel.EL) []string {
 		}
 	}
 	return got
+}
+
+// logBuffer collects a logger's JSON lines; the lane logs from its own goroutine.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// records returns the logged records whose message starts with prefix.
+func (b *logBuffer) records(t *testing.T, prefix string) []map[string]any {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []map[string]any
+	for line := range strings.SplitSeq(strings.TrimSpace(b.buf.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if msg, _ := rec["msg"].(string); strings.HasPrefix(msg, prefix) {
+			out = append(out, rec)
+		}
+	}
+	return out
+}
+
+// TestLaneWarnsOnceWithCounts: falling behind logs one WARN that says what the EL was not
+// sent so far (blocks and bytes), however many blocks it refuses afterwards.
+func TestLaneWarnsOnceWithCounts(t *testing.T) {
+	el := fakeel.New("el", nil)
+	defer el.Close()
+	g := newGate(el)
+	defer g.open()
+	blocks := make([]*Delivery, 9)
+	for n := 1; n < len(blocks); n++ {
+		blocks[n] = npDelivery(t, n)
+	}
+	// The budget holds blocks 2 and 3 queued behind block 1 in flight.
+	budget := int64(cap(blocks[1].Body) + cap(blocks[2].Body) + cap(blocks[3].Body))
+	bl, err := backlog.New(budget, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs logBuffer
+	l, err := New(Config{Name: "el", URL: el.URL(), Backlog: bl}, slog.New(slog.NewJSONHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { l.Run(ctx); close(done) }()
+	defer func() { g.open(); cancel(); <-done }()
+
+	var slots []*Slot
+	slots = append(slots, l.Enqueue(blocks[1]))
+	if !el.WaitFor(1, 5*time.Second) {
+		t.Fatal("block 1 never reached the EL")
+	}
+	for n := 2; n < len(blocks); n++ {
+		slots = append(slots, l.Enqueue(blocks[n]))
+	}
+	for _, s := range slots[3:] { // 4 is shed, 5–8 arrive while behind
+		if r := waitDone(t, s); !errors.Is(r.Err, ErrDropped) {
+			t.Fatalf("block %d: %v, want dropped", s.Origin(), r.Err)
+		}
+	}
+	warns := logs.records(t, "execution client behind")
+	if len(warns) != 1 {
+		t.Fatalf("%d WARNs on falling behind, want 1", len(warns))
+	}
+	w := warns[0]
+	want := map[string]any{
+		"level": "WARN", "shed_blocks": float64(1), "shed_bytes": float64(len(blocks[4].Body)),
+		"held_bytes": float64(budget), "queued": float64(2), "budget_bytes": float64(budget),
+	}
+	for k, v := range want {
+		if w[k] != v {
+			t.Errorf("WARN %s = %v, want %v (%v)", k, w[k], v, w)
+		}
+	}
+	if st := l.Stats(); !st.Behind || st.ShedBlocks != 5 {
+		t.Fatalf("behind %v, shed %d, want behind with 5 shed", st.Behind, st.ShedBlocks)
+	}
 }
