@@ -1,6 +1,7 @@
 package backlog
 
 import (
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -66,10 +67,22 @@ func TestPolicyNext(t *testing.T) {
 		{"an update for a block not queued is never superseded by nothing",
 			[]Item{fcu(9)},
 			nil},
+		{"consecutive updates: all but the last go, oldest first",
+			[]Item{np(1), fcu(1), fcu(1), fcu(2)},
+			[][]int{{1}, {1}, {0}}},
+		{"a current build supersedes the update before it and is never superseded",
+			[]Item{fcu(1), build(1, t0), fcu(1)},
+			[][]int{{0}}},
+		{"a block between keeps the update",
+			[]Item{fcu(1), np(2), fcu(2)},
+			[][]int{{1, 2}}},
+		{"a past build after a superseded update: the older goes first",
+			[]Item{np(1), fcu(1), build(1, t0-24)},
+			[][]int{{1}, {1}, {0}}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			q := slices.Clone(c.queue)
+			q := Items(slices.Clone(c.queue))
 			var got [][]int
 			for step := 0; step <= len(c.queue); step++ {
 				shed := p.Next(q, now)
@@ -88,25 +101,6 @@ func TestPolicyNext(t *testing.T) {
 				t.Fatalf("shed %v, want %v", got, c.want)
 			}
 		})
-	}
-}
-
-func TestSuperseded(t *testing.T) {
-	b := build(1, 0)
-	for _, c := range []struct {
-		name  string
-		queue []Item
-		want  []bool
-	}{
-		{"empty", nil, []bool{}},
-		{"one per block: none", []Item{np(1), fcu(1), np(2), fcu(2)}, []bool{false, false, false, false}},
-		{"consecutive updates: all but the last", []Item{np(1), fcu(1), fcu(1), fcu(2)}, []bool{false, true, true, false}},
-		{"a build is never superseded", []Item{fcu(1), b, fcu(1)}, []bool{true, false, false}},
-		{"a block between keeps the update", []Item{fcu(1), np(2), fcu(2)}, []bool{false, false, false}},
-	} {
-		if got := Superseded(c.queue); !slices.Equal(got, c.want) {
-			t.Errorf("%s: %v, want %v", c.name, got, c.want)
-		}
 	}
 }
 
@@ -204,7 +198,7 @@ func (s *sim) arrive(it Item, healthy ...int) {
 	}
 	for i, l := range s.lanes {
 		for steps := 0; s.b.MustShed(i) && steps < 100; steps++ {
-			shed := s.p.Next(l.queue, time.Unix(0, 0))
+			shed := s.p.Next(Items(l.queue), time.Unix(0, 0))
 			if shed == nil {
 				break
 			}
@@ -275,6 +269,79 @@ func TestEveryLaneSlowShedsEvenly(t *testing.T) {
 	for i, l := range s.lanes {
 		if len(l.queue) != 12 || l.queue[11].Hash != h(12) {
 			t.Fatalf("lane %d holds %d items, want blocks 1..12", i, len(l.queue))
+		}
+	}
+}
+
+// referenceNext is the policy written plainly, one pass per rule: Next must agree with it.
+func referenceNext(p Policy, q []Item, now time.Time) []int {
+	for i, it := range q {
+		if it.Kind != KindForkchoice {
+			continue
+		}
+		superseded := false
+		if !it.Build {
+		scan:
+			for _, later := range q[i+1:] {
+				switch later.Kind {
+				case KindNewPayload:
+					break scan
+				case KindForkchoice:
+					superseded = true
+					break scan
+				}
+			}
+		}
+		if superseded || (it.Build && p.past(it.BuildTime, now)) {
+			return []int{i}
+		}
+	}
+	for i := len(q) - 1; i >= 0; i-- {
+		if q[i].Kind != KindNewPayload || Items(q).HasChild(q[i].Hash) {
+			continue
+		}
+		shed := []int{i}
+		for j := i + 1; j < len(q); j++ {
+			if q[j].Kind == KindForkchoice && q[j].Head == q[i].Hash {
+				shed = append(shed, j)
+			}
+		}
+		return shed
+	}
+	return nil
+}
+
+func TestPolicyNextAgreesWithReference(t *testing.T) {
+	const t0 = 1_700_000_000
+	now := time.Unix(t0, 0)
+	p := Policy{Slot: 12 * time.Second}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for round := range 2000 {
+		q := make([]Item, rng.IntN(12))
+		for i := range q {
+			n := byte(1 + rng.IntN(6)) // few hashes: children, forks and repeats
+			switch rng.IntN(5) {
+			case 0:
+				q[i] = Item{Kind: KindOther}
+			case 1, 2:
+				q[i] = Item{Kind: KindNewPayload, Hash: h(n), Parent: h(byte(rng.IntN(int(n))))}
+			case 3:
+				q[i] = fcu(n)
+			default:
+				q[i] = build(n, uint64(t0-24+rng.IntN(36)))
+			}
+		}
+		for step := 0; step <= len(q); step++ {
+			got, want := p.Next(Items(q), now), referenceNext(p, q, now)
+			if !slices.Equal(got, want) {
+				t.Fatalf("round %d, step %d, queue %+v: Next %v, reference %v", round, step, q, got, want)
+			}
+			if got == nil {
+				break
+			}
+			for i := len(got) - 1; i >= 0; i-- {
+				q = slices.Delete(q, got[i], got[i]+1)
+			}
 		}
 	}
 }

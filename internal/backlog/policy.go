@@ -44,70 +44,85 @@ func NewPolicy(slot time.Duration) (Policy, error) {
 	return Policy{Slot: slot}, nil
 }
 
+// Queue is a lane's queue as the policy reads it, oldest first.
+type Queue interface {
+	Len() int
+	At(i int) Item
+	// HasChild reports whether a queued newPayload names h as its parent. A lane answers
+	// it from an index it keeps, so that a step costs nothing per queued block beyond At.
+	HasChild(h engine.Hash) bool
+}
+
+// Items is a queue held as a slice; HasChild looks through it.
+type Items []Item
+
+// Len returns the number of items.
+func (q Items) Len() int { return len(q) }
+
+// At returns item i.
+func (q Items) At(i int) Item { return q[i] }
+
+// HasChild reports whether an item is a newPayload whose parent is h.
+func (q Items) HasChild(h engine.Hash) bool {
+	for _, it := range q {
+		if it.Kind == KindNewPayload && it.Parent == h {
+			return true
+		}
+	}
+	return false
+}
+
 // Next returns the queue positions (ascending) that the lane sheds in its next step, or nil
 // when nothing may be shed. The order of the steps:
 //
-//  1. a forkchoiceUpdated without attributes that a later one supersedes (see Superseded);
+//  1. a forkchoiceUpdated without attributes that a later one supersedes: another
+//     forkchoiceUpdated follows it before any newPayload does. An update followed by a block
+//     is never superseded: an EL that imports a burst of blocks without its head moving runs
+//     out of state (geth's path scheme keeps 128 blocks of state above its head, then
+//     refuses payloads as if snap syncing), so every block keeps the head update after it;
 //  2. a build (forkchoiceUpdated with attributes) whose slot is past: no one will fetch it;
+//     steps 1 and 2 take the oldest such update first;
 //  3. the newest newPayload on which no queued newPayload builds, with every later
 //     forkchoiceUpdated that names it as head (a head the EL cannot have once its block is
 //     gone). Shedding from the newest end keeps what stays queued a chain the EL can import;
 //     what was shed is sent again from the recent blocks once the queue has drained.
 //
-// Other requests are never shed.
-func (p Policy) Next(queue []Item, now time.Time) []int {
-	superseded := Superseded(queue)
-	for i, it := range queue {
-		if it.Kind != KindForkchoice {
-			continue
-		}
-		if superseded[i] || (it.Build && p.past(it.BuildTime, now)) {
-			return []int{i}
+// Other requests are never shed. A step reads the queue once from the front for steps 1
+// and 2, and from the back for step 3, and allocates only what it returns.
+func (p Policy) Next(q Queue, now time.Time) []int {
+	n := q.Len()
+	pending := -1 // an update without attributes that no block has followed yet
+	for i := range n {
+		it := q.At(i)
+		switch it.Kind {
+		case KindNewPayload:
+			pending = -1
+		case KindForkchoice:
+			if pending >= 0 {
+				return []int{pending} // superseded by this one
+			}
+			if it.Build && p.past(it.BuildTime, now) {
+				return []int{i}
+			}
+			if !it.Build {
+				pending = i
+			}
 		}
 	}
-	// The newest newPayload that no queued newPayload names as parent.
-	parents := make(map[engine.Hash]bool)
-	for _, it := range queue {
-		if it.Kind == KindNewPayload {
-			parents[it.Parent] = true
-		}
-	}
-	for i := len(queue) - 1; i >= 0; i-- {
-		it := queue[i]
-		if it.Kind != KindNewPayload || parents[it.Hash] {
+	for i := n - 1; i >= 0; i-- {
+		it := q.At(i)
+		if it.Kind != KindNewPayload || q.HasChild(it.Hash) {
 			continue
 		}
 		shed := []int{i}
-		for j := i + 1; j < len(queue); j++ {
-			if queue[j].Kind == KindForkchoice && queue[j].Head == it.Hash {
+		for j := i + 1; j < n; j++ {
+			if later := q.At(j); later.Kind == KindForkchoice && later.Head == it.Hash {
 				shed = append(shed, j)
 			}
 		}
 		return shed
 	}
 	return nil
-}
-
-// Superseded marks the head updates (forkchoiceUpdated without attributes) that a later head
-// update makes redundant: one follows before any newPayload does. An update followed by a
-// block is never superseded: an EL that imports a burst of blocks without its head moving
-// runs out of state (geth's path scheme keeps 128 blocks of state above its head, then
-// refuses payloads as if snap syncing), so every block keeps the head update after it.
-func Superseded(queue []Item) []bool {
-	out := make([]bool, len(queue))
-	later := false // a head update follows, before any newPayload
-	for i := len(queue) - 1; i >= 0; i-- {
-		switch queue[i].Kind {
-		case KindNewPayload:
-			later = false
-		case KindForkchoice:
-			if !queue[i].Build && later {
-				out[i] = true
-			}
-			later = true
-		}
-	}
-	return out
 }
 
 // past reports whether the slot that starts at ts (Unix seconds) has ended.

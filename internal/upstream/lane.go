@@ -217,6 +217,10 @@ type Lane struct {
 	catchUp     CatchUp
 	catchUps    uint64
 
+	// parents counts the queued newPayloads by parent hash: the shedding policy asks it
+	// whether a queued block has a queued child.
+	parents map[engine.Hash]int
+
 	// behind is set when the lane shed a block for the backlog budget: it takes no
 	// newPayload or forkchoiceUpdated until it has drained and healed (see heal).
 	behind      bool
@@ -296,10 +300,11 @@ func New(cfg Config, log *slog.Logger) (*Lane, error) {
 				return http.ErrUseLastResponse // an EL that redirects is misconfigured: report its 3xx
 			},
 		},
-		log:   log.With("el", cfg.Name),
-		wake:  make(chan struct{}, 1),
-		idle:  make(chan struct{}),
-		drops: make(map[DropReason]uint64),
+		log:     log.With("el", cfg.Name),
+		wake:    make(chan struct{}, 1),
+		idle:    make(chan struct{}),
+		drops:   make(map[DropReason]uint64),
+		parents: make(map[engine.Hash]int),
 	}
 	return l, nil
 }
@@ -365,7 +370,7 @@ func (l *Lane) Enqueue(d *Delivery) *Slot {
 				l.sentHead = d.Head
 			}
 		}
-		l.queue = append(l.queue, s)
+		l.push(s)
 		if d.Req.Class == engine.ClassForkchoice {
 			// A queued head update that this one follows with no block between only moves
 			// the head, and this one moves it again at once: sending it is wasted work.
@@ -430,14 +435,48 @@ func (l *Lane) dropSuperseded(dropped []*Slot, reasons []DropReason) ([]*Slot, [
 	return dropped, reasons
 }
 
-// items describes the queue to the backlog policy. Called with l.mu held.
-func (l *Lane) items() []backlog.Item {
-	items := make([]backlog.Item, len(l.queue))
-	for i, q := range l.queue {
-		items[i] = itemOf(q.d)
-	}
-	return items
+// push appends s to the queue. Called with l.mu held.
+func (l *Lane) push(s *Slot) {
+	l.queue = append(l.queue, s)
+	l.countParent(s, 1)
 }
+
+// removeAt takes the slot at position i out of the queue. Called with l.mu held.
+func (l *Lane) removeAt(i int) *Slot {
+	s := l.queue[i]
+	l.countParent(s, -1)
+	if i == 0 {
+		l.queue[0] = nil
+		l.queue = l.queue[1:]
+	} else {
+		last := len(l.queue) - 1
+		copy(l.queue[i:], l.queue[i+1:])
+		l.queue[last] = nil
+		l.queue = l.queue[:last]
+	}
+	return s
+}
+
+// countParent keeps l.parents in step with a newPayload entering (+1) or leaving (-1) the
+// queue. Called with l.mu held.
+func (l *Lane) countParent(s *Slot, delta int) {
+	if s.d.Req.Class != engine.ClassNewPayload {
+		return
+	}
+	p := s.d.Req.Block.Parent
+	if n := l.parents[p] + delta; n > 0 {
+		l.parents[p] = n
+	} else {
+		delete(l.parents, p)
+	}
+}
+
+// queueView shows the queue to the shedding policy without copying it. Used with l.mu held.
+type queueView struct{ l *Lane }
+
+func (v queueView) Len() int                    { return len(v.l.queue) }
+func (v queueView) At(i int) backlog.Item       { return itemOf(v.l.queue[i].d) }
+func (v queueView) HasChild(h engine.Hash) bool { return v.l.parents[h] > 0 }
 
 // shed gives up queued requests, as backlog.Policy orders them, while the budget says this
 // lane must. A shed block makes the lane behind. Called with l.mu held; the shed slots are
@@ -445,7 +484,7 @@ func (l *Lane) items() []backlog.Item {
 func (l *Lane) shed(dropped []*Slot, reasons []DropReason) ([]*Slot, []DropReason) {
 	now := l.cfg.Clock.Now()
 	for steps := 0; steps <= len(l.queue) && l.cfg.Backlog.MustShed(l.cfg.Holder); steps++ {
-		victims := l.policy.Next(l.items(), now)
+		victims := l.policy.Next(queueView{l}, now)
 		if victims == nil {
 			break
 		}
@@ -454,7 +493,7 @@ func (l *Lane) shed(dropped []*Slot, reasons []DropReason) ([]*Slot, []DropReaso
 			block = block || l.queue[i].d.Req.Class == engine.ClassNewPayload
 		}
 		for j := len(victims) - 1; j >= 0; j-- {
-			q := l.queue[victims[j]]
+			q := l.removeAt(victims[j])
 			reason := DropSuperseded
 			switch {
 			case block:
@@ -466,7 +505,6 @@ func (l *Lane) shed(dropped []*Slot, reasons []DropReason) ([]*Slot, []DropReaso
 				reason = DropExpired
 			}
 			q.release(l)
-			l.queue = append(l.queue[:victims[j]], l.queue[victims[j]+1:]...)
 			dropped, reasons = append(dropped, q), append(reasons, reason)
 		}
 		if block && !l.behind {
@@ -549,9 +587,7 @@ func (l *Lane) next(ctx context.Context) (s *Slot, heal bool) {
 		}
 		l.mu.Lock()
 		if len(l.queue) > 0 {
-			s := l.queue[0]
-			l.queue[0] = nil
-			l.queue = l.queue[1:]
+			s := l.removeAt(0)
 			l.inFlight, l.sentAt = s, time.Now()
 			l.mu.Unlock()
 			return s, false
@@ -620,6 +656,7 @@ func (l *Lane) shutdown() {
 	l.closed = true
 	rest := l.queue
 	l.queue = nil
+	clear(l.parents)
 	l.drops[DropShutdown] += uint64(len(rest))
 	l.mu.Unlock()
 	for _, s := range rest {
