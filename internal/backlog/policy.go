@@ -49,8 +49,13 @@ type Queue interface {
 	Len() int
 	At(i int) Item
 	// HasChild reports whether a queued newPayload names h as its parent. A lane answers
-	// it from an index it keeps, so that a step costs nothing per queued block beyond At.
+	// it from an index it keeps.
 	HasChild(h engine.Hash) bool
+	// Updates reports whether the queue may hold what steps 1 and 2 of Next shed: a build,
+	// or a forkchoiceUpdated that another follows with no newPayload between. False skips
+	// Next's forward pass, so a lane that keeps counts answers it without a look at its
+	// queue.
+	Updates() bool
 }
 
 // Items is a queue held as a slice; HasChild looks through it.
@@ -61,6 +66,9 @@ func (q Items) Len() int { return len(q) }
 
 // At returns item i.
 func (q Items) At(i int) Item { return q[i] }
+
+// Updates is always true: a slice keeps no counts.
+func (q Items) Updates() bool { return true }
 
 // HasChild reports whether an item is a newPayload whose parent is h.
 func (q Items) HasChild(h engine.Hash) bool {
@@ -88,34 +96,21 @@ func (q Items) HasChild(h engine.Hash) bool {
 //     what was shed is sent again from the recent blocks once the queue has drained.
 //
 // Other requests are never shed. A step reads the queue once from the front for steps 1
-// and 2, and from the back for step 3, and allocates only what it returns.
+// and 2 (unless q.Updates says there is nothing to find), and from the back for step 3, and
+// allocates only what it returns.
 func (p Policy) Next(q Queue, now time.Time) []int {
-	n := q.Len()
-	pending := -1 // an update without attributes that no block has followed yet
-	for i := range n {
-		it := q.At(i)
-		switch it.Kind {
-		case KindNewPayload:
-			pending = -1
-		case KindForkchoice:
-			if pending >= 0 {
-				return []int{pending} // superseded by this one
-			}
-			if it.Build && p.past(it.BuildTime, now) {
-				return []int{i}
-			}
-			if !it.Build {
-				pending = i
-			}
+	if q.Updates() {
+		if i := p.oldestUpdate(q, now); i >= 0 {
+			return []int{i}
 		}
 	}
-	for i := n - 1; i >= 0; i-- {
+	for i := q.Len() - 1; i >= 0; i-- {
 		it := q.At(i)
 		if it.Kind != KindNewPayload || q.HasChild(it.Hash) {
 			continue
 		}
 		shed := []int{i}
-		for j := i + 1; j < n; j++ {
+		for j := i + 1; j < q.Len(); j++ {
 			if later := q.At(j); later.Kind == KindForkchoice && later.Head == it.Hash {
 				shed = append(shed, j)
 			}
@@ -123,6 +118,30 @@ func (p Policy) Next(q Queue, now time.Time) []int {
 		return shed
 	}
 	return nil
+}
+
+// oldestUpdate is the position of the oldest forkchoiceUpdated that steps 1 and 2 shed, or
+// -1.
+func (p Policy) oldestUpdate(q Queue, now time.Time) int {
+	pending := -1 // an update without attributes that no block has followed yet
+	for i := range q.Len() {
+		it := q.At(i)
+		switch it.Kind {
+		case KindNewPayload:
+			pending = -1
+		case KindForkchoice:
+			if pending >= 0 {
+				return pending // superseded by this one
+			}
+			if it.Build && p.past(it.BuildTime, now) {
+				return i
+			}
+			if !it.Build {
+				pending = i
+			}
+		}
+	}
+	return -1
 }
 
 // past reports whether the slot that starts at ts (Unix seconds) has ended.

@@ -217,9 +217,11 @@ type Lane struct {
 	catchUp     CatchUp
 	catchUps    uint64
 
-	// parents counts the queued newPayloads by parent hash: the shedding policy asks it
-	// whether a queued block has a queued child.
+	// parents counts the queued newPayloads by parent hash, and builds the queued
+	// forkchoiceUpdated with attributes: the shedding policy reads them instead of the
+	// queue. The queue never holds a superseded head update (see dropSuperseded).
 	parents map[engine.Hash]int
+	builds  int
 
 	// behind is set when the lane shed a block for the backlog budget: it takes no
 	// newPayload or forkchoiceUpdated until it has drained and healed (see heal).
@@ -411,9 +413,11 @@ func (l *Lane) Enqueue(d *Delivery) *Slot {
 	return s
 }
 
-// dropSuperseded drops the queued head updates that the one just queued supersedes (see
-// backlog.Superseded): those without attributes after the last queued block. It looks at the
-// queue's tail only, so a long queue costs a head update nothing. Called with l.mu held.
+// dropSuperseded drops the queued head updates that the one just queued supersedes (step 1
+// of backlog.Policy.Next): those without attributes after the last queued block. With
+// dropSupersededAt it keeps the queue free of superseded updates. It looks at the queue's
+// tail only, so a long queue costs a head update nothing, and takes out no block or build,
+// so the queue's index stays as it is. Called with l.mu held.
 func (l *Lane) dropSuperseded(dropped []*Slot, reasons []DropReason) ([]*Slot, []DropReason) {
 	last := len(l.queue) - 1 // the update just queued
 	from := last
@@ -438,13 +442,13 @@ func (l *Lane) dropSuperseded(dropped []*Slot, reasons []DropReason) ([]*Slot, [
 // push appends s to the queue. Called with l.mu held.
 func (l *Lane) push(s *Slot) {
 	l.queue = append(l.queue, s)
-	l.countParent(s, 1)
+	l.index(s, 1)
 }
 
 // removeAt takes the slot at position i out of the queue. Called with l.mu held.
 func (l *Lane) removeAt(i int) *Slot {
 	s := l.queue[i]
-	l.countParent(s, -1)
+	l.index(s, -1)
 	if i == 0 {
 		l.queue[0] = nil
 		l.queue = l.queue[1:]
@@ -457,9 +461,12 @@ func (l *Lane) removeAt(i int) *Slot {
 	return s
 }
 
-// countParent keeps l.parents in step with a newPayload entering (+1) or leaving (-1) the
+// index keeps l.parents and l.builds in step with s entering (+1) or leaving (-1) the
 // queue. Called with l.mu held.
-func (l *Lane) countParent(s *Slot, delta int) {
+func (l *Lane) index(s *Slot, delta int) {
+	if s.d.Req.Class == engine.ClassForkchoice && s.d.Req.HasAttributes {
+		l.builds += delta
+	}
 	if s.d.Req.Class != engine.ClassNewPayload {
 		return
 	}
@@ -477,6 +484,10 @@ type queueView struct{ l *Lane }
 func (v queueView) Len() int                    { return len(v.l.queue) }
 func (v queueView) At(i int) backlog.Item       { return itemOf(v.l.queue[i].d) }
 func (v queueView) HasChild(h engine.Hash) bool { return v.l.parents[h] > 0 }
+
+// Updates: the queue holds no superseded update, so only a build can be shed by steps 1
+// and 2.
+func (v queueView) Updates() bool { return v.l.builds > 0 }
 
 // shed gives up queued requests, as backlog.Policy orders them, while the budget says this
 // lane must. A shed block makes the lane behind. Called with l.mu held; the shed slots are
@@ -507,11 +518,40 @@ func (l *Lane) shed(dropped []*Slot, reasons []DropReason) ([]*Slot, []DropReaso
 			q.release(l)
 			dropped, reasons = append(dropped, q), append(reasons, reason)
 		}
-		if block && !l.behind {
-			l.behind, l.behindAt = true, time.Now()
+		if block {
+			// The block's neighbours are now adjacent (the heads shed with it came after it).
+			dropped, reasons = l.dropSupersededAt(victims[0], dropped, reasons)
+			if !l.behind {
+				l.behind, l.behindAt = true, time.Now()
+			}
 		}
 	}
 	return dropped, reasons
+}
+
+// dropSupersededAt keeps the queue free of superseded head updates after the block at
+// position i was taken out: the head update before it (Others aside) is superseded when a
+// head update now follows with no block between. Called with l.mu held.
+func (l *Lane) dropSupersededAt(i int, dropped []*Slot, reasons []DropReason) ([]*Slot, []DropReason) {
+	ordered := func(q *Slot) bool {
+		return q.d.Req.Class == engine.ClassNewPayload || q.d.Req.Class == engine.ClassForkchoice
+	}
+	prev, next := i-1, i
+	for prev >= 0 && !ordered(l.queue[prev]) {
+		prev--
+	}
+	for next < len(l.queue) && !ordered(l.queue[next]) {
+		next++
+	}
+	if prev < 0 || next == len(l.queue) {
+		return dropped, reasons
+	}
+	if p := l.queue[prev].d.Req; p.Class != engine.ClassForkchoice || p.HasAttributes || l.queue[next].d.Req.Class != engine.ClassForkchoice {
+		return dropped, reasons
+	}
+	q := l.removeAt(prev)
+	q.release(l)
+	return append(dropped, q), append(reasons, DropSuperseded)
 }
 
 // noteShed counts a block this EL did not get. Called with l.mu held.
@@ -657,6 +697,7 @@ func (l *Lane) shutdown() {
 	rest := l.queue
 	l.queue = nil
 	clear(l.parents)
+	l.builds = 0
 	l.drops[DropShutdown] += uint64(len(rest))
 	l.mu.Unlock()
 	for _, s := range rest {

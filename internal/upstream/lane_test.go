@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"slices"
 	"strings"
@@ -526,4 +527,83 @@ func TestLaneWarnsOnceWithCounts(t *testing.T) {
 	if st := l.Stats(); !st.Behind || st.ShedBlocks != 5 {
 		t.Fatalf("behind %v, shed %d, want behind with 5 shed", st.Behind, st.ShedBlocks)
 	}
+}
+
+// checkQueueIndex recounts what the lane keeps about its queue (parents of the queued blocks,
+// the queued builds) and checks that no queued head update is superseded.
+func checkQueueIndex(t *testing.T, l *Lane) {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	parents, builds := map[engine.Hash]int{}, 0
+	pending := -1 // a head update without attributes that no block has followed yet
+	for i, s := range l.queue {
+		switch r := s.d.Req; r.Class {
+		case engine.ClassNewPayload:
+			parents[r.Block.Parent]++
+			pending = -1
+		case engine.ClassForkchoice:
+			if pending >= 0 {
+				t.Errorf("queued head update %d is superseded by %d", pending, i)
+			}
+			pending = -1
+			if r.HasAttributes {
+				builds++
+			} else {
+				pending = i
+			}
+		}
+	}
+	if !maps.Equal(parents, l.parents) || builds != l.builds {
+		t.Errorf("index: parents %v builds %d, queue has %v and %d", l.parents, l.builds, parents, builds)
+	}
+}
+
+// TestLaneShedBlockDropsSupersededUpdate: shedding a block whose next head update names
+// another block leaves the update before it superseded; it goes at once, as it would on
+// arrival, so the queue never holds one and the policy needs no pass over it.
+func TestLaneShedBlockDropsSupersededUpdate(t *testing.T) {
+	el := fakeel.New("el", nil)
+	defer el.Close()
+	g := newGate(el)
+	defer g.open()
+	np1, np2, f2, np3 := npDelivery(t, 1), npDelivery(t, 2), fcuDelivery(t, "f2", 2, false), npDelivery(t, 3)
+	fx := fcuDelivery(t, "fx", 9, false) // a head not queued here (a heal or another branch)
+	other := delivery(t, []byte(`{"jsonrpc":"2.0","id":"caps","method":"engine_exchangeCapabilities","params":[[]]}`))
+	var budget int64
+	for _, d := range []*Delivery{np1, np2, f2, np3, fx} {
+		budget += int64(cap(d.Body))
+	}
+	bl, err := backlog.New(budget, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := startLane(t, Config{Name: "el", URL: el.URL(), Backlog: bl})
+	first := l.Enqueue(np1)
+	if !el.WaitFor(1, 5*time.Second) {
+		t.Fatal("block 1 never reached the EL")
+	}
+	slots := map[string]*Slot{"np2": l.Enqueue(np2)}
+	slots["f2"] = l.Enqueue(f2)
+	slots["np3"] = l.Enqueue(np3)
+	slots["fx"] = l.Enqueue(fx)
+	checkQueueIndex(t, l)
+	slots["caps"] = l.Enqueue(other) // over the budget: block 3 is shed, then f2 is superseded
+	checkQueueIndex(t, l)
+	for id, want := range map[string]DropReason{"np3": DropShed, "f2": DropSuperseded} {
+		var de *DeliveryError
+		if r := waitDone(t, slots[id]); !errors.As(r.Err, &de) || de.Drop != want {
+			t.Errorf("%s: %v, want dropped %s", id, r.Err, want)
+		}
+	}
+	g.open()
+	for _, s := range []*Slot{first, slots["np2"], slots["fx"], slots["caps"]} {
+		if r := waitDone(t, s); !r.OK() {
+			t.Errorf("request %d failed: %v", s.Origin(), r.Err)
+		}
+	}
+	if got, want := forwardedIDs(el), []string{`"np1"`, `"np2"`, `"fx"`, `"caps"`}; !slices.Equal(got, want) {
+		t.Fatalf("EL got %v, want %v", got, want)
+	}
+	checkQueueIndex(t, l)
 }
