@@ -144,13 +144,13 @@ func TestBudgetCountsSharedBodiesOnce(t *testing.T) {
 	if u.Total != 70 || !slices.Equal(u.Held, []int64{70, 40, 40}) {
 		t.Fatalf("usage %+v, want total 70 and held [70 40 40]", u)
 	}
-	b.Let(1, &x, 40)
-	b.Let(2, &x, 40)
+	b.Let(1, &x, 40, false)
+	b.Let(2, &x, 40, false)
 	if u := b.Usage(); u.Total != 70 {
 		t.Fatalf("total %d after two of three holders let go, want 70", u.Total)
 	}
-	b.Let(0, &x, 40)
-	b.Let(0, &y, 30)
+	b.Let(0, &x, 40, false)
+	b.Let(0, &y, 30, false)
 	if u := b.Usage(); u.Total != 0 || u.Peak != 70 || !slices.Equal(u.Held, []int64{0, 0, 0}) {
 		t.Fatalf("usage %+v after all let go, want 0 held, peak 70", u)
 	}
@@ -207,7 +207,7 @@ func (s *sim) arrive(it Item, healthy ...int) {
 				if l.queue[k].Kind == KindNewPayload {
 					l.shed = append(l.shed, l.queue[k].Hash)
 				}
-				s.b.Let(i, l.charges[k], s.size)
+				s.b.Let(i, l.charges[k], s.size, false)
 				l.queue = slices.Delete(l.queue, k, k+1)
 				l.charges = slices.Delete(l.charges, k, k+1)
 			}
@@ -216,7 +216,7 @@ func (s *sim) arrive(it Item, healthy ...int) {
 	for _, i := range healthy { // a healthy EL takes everything at once
 		l := s.lanes[i]
 		for k := range l.queue {
-			s.b.Let(i, l.charges[k], s.size)
+			s.b.Let(i, l.charges[k], s.size, false)
 		}
 		l.queue, l.charges = nil, nil
 	}
@@ -343,5 +343,94 @@ func TestPolicyNextAgreesWithReference(t *testing.T) {
 				q = slices.Delete(q, got[i], got[i]+1)
 			}
 		}
+	}
+}
+
+func TestMustShed(t *testing.T) {
+	// Three holders, a limit of 100. Each case holds per holder (queued + sending) and marks
+	// who is behind; want lists who must shed.
+	type holder struct {
+		queued, sending int64
+		behind, stuck   bool
+	}
+	cases := []struct {
+		name string
+		h    []holder
+		want []bool
+	}{
+		{"within the limit nobody sheds", []holder{{50, 0, false, false}, {40, 0, false, false}, {10, 0, true, false}}, []bool{false, false, false}},
+		{"the one holding the most", []holder{{60, 0, false, false}, {30, 0, false, false}, {20, 0, false, false}}, []bool{true, false, false}},
+		{"a tie: both", []holder{{50, 0, false, false}, {50, 0, false, false}, {10, 0, false, false}}, []bool{true, true, false}},
+		{"what is being sent cannot be shed, so it does not count",
+			[]holder{{20, 50, false, false}, {40, 0, false, false}, {0, 0, false, false}}, []bool{false, true, false}},
+		{"a holder that only sends never sheds", []holder{{0, 120, false, false}, {0, 0, false, false}, {0, 0, false, false}}, []bool{false, false, false}},
+		{"behind goes first, even holding less", []holder{{60, 0, false, false}, {55, 0, false, false}, {10, 0, true, false}}, []bool{false, false, true}},
+		{"behind with nothing queued: the rest as usual",
+			[]holder{{60, 0, false, false}, {55, 0, false, false}, {0, 300, true, false}}, []bool{true, false, false}},
+		{"two behind: the one with the most", []holder{{90, 0, false, false}, {20, 0, true, false}, {30, 0, true, false}}, []bool{false, false, true}},
+		{"behind but stuck (nothing it may shed): the rest as usual, it may try again",
+			[]holder{{60, 0, false, false}, {55, 0, false, false}, {10, 0, true, true}}, []bool{true, false, true}},
+		{"stuck holding the most: the next in line", []holder{{80, 0, false, true}, {40, 0, false, false}, {30, 0, false, false}}, []bool{true, true, false}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b, err := New(100, len(c.h))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, h := range c.h {
+				if h.queued > 0 {
+					b.Hold(i, new(Charge), h.queued)
+				}
+				if h.sending > 0 {
+					b.Hold(i, new(Charge), h.sending)
+					b.Send(i, h.sending)
+				}
+				b.SetBehind(i, h.behind)
+				if h.stuck {
+					b.Stuck(i)
+				}
+			}
+			for i, want := range c.want {
+				if got := b.MustShed(i); got != want {
+					t.Errorf("holder %d: MustShed %v, want %v", i, got, want)
+				}
+			}
+		})
+	}
+}
+
+func TestSendAndLet(t *testing.T) {
+	b, err := New(100, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var x Charge
+	b.Hold(0, &x, 150)
+	b.Send(0, 150)
+	if b.MustShed(0) {
+		t.Fatal("an item being sent counts as something to shed")
+	}
+	b.Let(0, &x, 150, true)
+	b.Hold(0, new(Charge), 120)
+	if !b.MustShed(0) {
+		t.Fatal("after the sent item was let go, the queued one does not count")
+	}
+}
+
+func TestStuckEndsWithANewItem(t *testing.T) {
+	b, err := New(100, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Hold(0, new(Charge), 80)
+	b.Hold(1, new(Charge), 40)
+	b.Stuck(0)
+	if !b.MustShed(1) {
+		t.Fatal("holder 1 waits for a stuck holder")
+	}
+	b.Hold(0, new(Charge), 1)
+	if b.MustShed(1) {
+		t.Fatal("holder 0 queued something new and holds the most, yet holder 1 sheds")
 	}
 }

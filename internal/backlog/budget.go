@@ -3,9 +3,12 @@
 //
 // Every lane queues the same request bodies: a body is held once, whatever the number of
 // lanes that queue it. [Budget] counts each body once for as long as any lane holds it, and
-// what each lane holds. When the total is over the limit, the lane that holds the most sheds
-// (max-min fairness: a lane that holds less than another never sheds, so a slow or hung EL
-// never costs a healthy one a block). [Policy] says what it sheds, in which order.
+// what each lane holds. When the total is over the limit, a lane that is behind (it shed
+// before and heals from the recent blocks once drained) sheds first; otherwise the lane with
+// the most queued sheds (max-min fairness: a lane that holds less than another never sheds,
+// so a slow or hung EL never costs a healthy one a block). Only what is queued counts here:
+// what a lane is sending cannot be shed, and a lane with nothing it may shed (Stuck) makes no
+// one wait. [Policy] says what it sheds, in which order.
 package backlog
 
 import (
@@ -32,10 +35,13 @@ type Charge struct {
 type Budget struct {
 	limit int64
 
-	mu    sync.Mutex
-	total int64   // bytes of the items held by at least one holder, each counted once
-	held  []int64 // per holder: bytes of the items it holds
-	peak  int64
+	mu      sync.Mutex
+	total   int64   // bytes of the items held by at least one holder, each counted once
+	held    []int64 // per holder: bytes of the items it holds
+	sending []int64 // per holder: bytes of those it is sending, which it cannot shed
+	behind  []bool  // per holder: see SetBehind
+	stuck   []bool  // per holder: see Stuck
+	peak    int64
 }
 
 // New returns a budget of limit bytes shared by holders holders, numbered from 0.
@@ -46,7 +52,8 @@ func New(limit int64, holders int) (*Budget, error) {
 	if holders <= 0 {
 		return nil, errors.New("backlog needs at least one holder")
 	}
-	return &Budget{limit: limit, held: make([]int64, holders)}, nil
+	return &Budget{limit: limit, held: make([]int64, holders), sending: make([]int64, holders),
+		behind: make([]bool, holders), stuck: make([]bool, holders)}, nil
 }
 
 // Limit returns the budget in bytes.
@@ -66,10 +73,20 @@ func (b *Budget) Hold(h int, c *Charge, n int64) {
 	}
 	c.holders++
 	b.held[h] += n
+	b.stuck[h] = false
 }
 
-// Let records that holder h no longer keeps the item; the last holder frees its bytes.
-func (b *Budget) Let(h int, c *Charge, n int64) {
+// Send records that holder h is sending an item of n bytes that it holds: it can no longer
+// shed it.
+func (b *Budget) Send(h int, n int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.sending[h] += n
+}
+
+// Let records that holder h no longer keeps the item (sent: it was sending it); the last
+// holder frees its bytes.
+func (b *Budget) Let(h int, c *Charge, n int64, sent bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	c.holders--
@@ -77,19 +94,49 @@ func (b *Budget) Let(h int, c *Charge, n int64) {
 		b.total -= n
 	}
 	b.held[h] -= n
+	if sent {
+		b.sending[h] -= n
+	}
 }
 
-// MustShed reports whether holder h must shed: the total is over the limit and no holder
-// holds more than h does. Shedding what others also hold frees nothing now, but it brings h
+// SetBehind records whether holder h is behind: it shed a block and will be sent what it
+// misses from the recent blocks once its queue has drained, so what it still has queued is
+// the first to go.
+func (b *Budget) SetBehind(h int, behind bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.behind[h] = behind
+}
+
+// Stuck records that holder h found nothing it may shed in what it has queued: until it
+// queues something new, the others no longer wait for it to go first.
+func (b *Budget) Stuck(h int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.stuck[h] = true
+}
+
+// MustShed reports whether holder h must shed: the total is over the limit, h has something
+// queued, and no other holder goes first. Holders that are behind go before those that are
+// not: what they hold is sent again by their heal, and what they alone hold (blocks the
+// others have delivered) frees memory at once. Among the rest, the one with the most queued
+// goes first (max-min). Shedding what others also hold frees nothing now, but it brings h
 // down to the others' level, so the next holder in line sheds too and the bytes are freed.
+// A holder that is stuck goes before no one, but may try again itself (a build's slot may
+// have passed since).
 func (b *Budget) MustShed(h int) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.total <= b.limit || b.held[h] == 0 {
+	mine := b.held[h] - b.sending[h]
+	if b.total <= b.limit || mine <= 0 {
 		return false
 	}
-	for _, o := range b.held {
-		if o > b.held[h] {
+	for o := range b.held {
+		theirs := b.held[o] - b.sending[o]
+		if o == h || theirs <= 0 || b.stuck[o] {
+			continue
+		}
+		if b.behind[o] && !b.behind[h] || b.behind[o] == b.behind[h] && theirs > mine {
 			return false
 		}
 	}

@@ -41,7 +41,7 @@ func Parse(args []string, lookup func(string) (string, bool), usage io.Writer) (
 	str(&c.Mode, "mode", "auto (direct when an EL is primary, else mirror), direct or mirror")
 	dur(&c.DialTimeout, "dial-timeout", "time to connect to an EL")
 	dur(&c.FailoverAfter, "failover-after", "direct mode: wait this long for the primary before a follower's answer is used")
-	fs.Var(backlogBytes, "backlog-bytes", "what the ELs' queues may hold together, a body counted once however many ELs wait for it (e.g. 512MiB); past it the EL that holds the most sheds its newest blocks and heals from the recent blocks once drained"+envHelp("backlog-bytes"))
+	fs.Var(backlogBytes, "backlog-bytes", "what the ELs' queues may hold together, a body counted once however many ELs wait for it (e.g. 512MiB); past it an EL already behind, else the one with the most queued, sheds its newest blocks and heals from the recent blocks once drained"+envHelp("backlog-bytes"))
 	fs.Func("queue-size", "removed: the backlog is bounded in bytes by --backlog-bytes", func(string) error {
 		return errors.New("--queue-size was replaced by --backlog-bytes: one budget in bytes that all ELs share (default 512MiB); remove --queue-size (or SYNC_PROXY_QUEUE_SIZE)")
 	})

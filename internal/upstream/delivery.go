@@ -86,8 +86,9 @@ type Slot struct {
 	done   chan struct{}
 	res    Result
 	// charged is what the slot counts in its lane's backlog budget, from Enqueue until it
-	// completes or is shed.
+	// completes or is shed; sent is set once the lane sends it (it can no longer be shed).
 	charged int64
+	sent    bool
 }
 
 // charge counts the slot's body in l's backlog budget. A pooled body counts at its
@@ -97,10 +98,19 @@ func (s *Slot) charge(l *Lane) {
 	l.cfg.Backlog.Hold(l.cfg.Holder, &s.d.charge, s.charged)
 }
 
+// markSent marks the slot as sent: the budget no longer counts it as something l can shed.
+// Called with l.mu held, when the slot leaves the queue for the EL.
+func (s *Slot) markSent(l *Lane) {
+	s.sent = true
+	if s.charged > 0 {
+		l.cfg.Backlog.Send(l.cfg.Holder, s.charged)
+	}
+}
+
 // release stops counting the slot's body in l's budget.
 func (s *Slot) release(l *Lane) {
 	if s.charged > 0 {
-		l.cfg.Backlog.Let(l.cfg.Holder, &s.d.charge, s.charged)
+		l.cfg.Backlog.Let(l.cfg.Holder, &s.d.charge, s.charged, s.sent)
 		s.charged = 0
 	}
 }

@@ -7,9 +7,10 @@
 //
 // A lane never blocks its caller: [Lane.Enqueue] only takes a lock, appends and signals. What
 // a slow or dead EL costs is one goroutine, its share of the backlog budget and one
-// connection. The lanes share one budget in bytes (backlog.Budget): when it is spent, the lane
-// that holds the most sheds its newest blocks (backlog.Policy) and is behind until it has
-// drained and healed from the recent blocks ([Replay]). A queued forkchoiceUpdated without
+// connection. The lanes share one budget in bytes (backlog.Budget): when it is spent, a lane
+// already behind sheds first, else the one with the most queued; it sheds its newest blocks
+// (backlog.Policy) and is behind until it has drained and healed from the recent blocks
+// ([Replay]). A queued forkchoiceUpdated without
 // payload attributes is dropped when a newer one arrives (it would be overwritten at once); a
 // forkchoiceUpdated that would move the EL's head to an older block than the one it was last
 // sent is refused. Every drop completes its [Slot] with a [DropReason] and is counted.

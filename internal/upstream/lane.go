@@ -339,7 +339,8 @@ func (l *Lane) State() State {
 // may already be complete (dropped) when Enqueue returns.
 //
 // The body counts towards the shared backlog budget while the slot is queued or in flight.
-// When the budget is exhausted and this lane holds the most, it sheds (see backlog.Policy);
+// When the budget is exhausted and this lane goes first (backlog.Budget.MustShed), it sheds
+// (see backlog.Policy);
 // once it has shed a block it is behind: it takes no newPayload or forkchoiceUpdated until
 // its queue has drained and it has healed from the recent blocks (see heal).
 func (l *Lane) Enqueue(d *Delivery) *Slot {
@@ -362,9 +363,9 @@ func (l *Lane) Enqueue(d *Delivery) *Slot {
 			l.noteShed(d)
 		}
 		dropped, reasons = append(dropped, s), append(reasons, DropBehind)
-		// It still holds the most (it is stalled: its queue does not drain), and what the
-		// healthy lanes queue meanwhile is over the budget: it gives up the newest of what it
-		// holds, which the others have long delivered, so that frees memory.
+		// A lane behind sheds first: while what the healthy lanes queue meanwhile is over the
+		// budget, it gives up the newest of what it has queued, which the others have long
+		// delivered, so that frees memory.
 		dropped, reasons = l.shed(dropped, reasons)
 	default:
 		if d.Req.Class == engine.ClassForkchoice {
@@ -397,7 +398,7 @@ func (l *Lane) Enqueue(d *Delivery) *Slot {
 	if warn {
 		// Once per episode: the blocks it refuses from now on are counted in the metrics and
 		// in the INFO (or WARN) that ends the episode.
-		l.log.Warn("execution client behind: the backlog budget is spent and this EL holds the most; it is not sent the newest blocks, which go again from the recent blocks once it has drained",
+		l.log.Warn("execution client behind: the backlog budget is spent and this EL has the most queued; it is not sent the newest blocks, which go again from the recent blocks once it has drained",
 			"shed_blocks", shedBlocks, "shed_bytes", shedBytes, "held_bytes", held, "queued", queued, "budget_bytes", l.cfg.Backlog.Limit())
 	}
 	select {
@@ -497,6 +498,7 @@ func (l *Lane) shed(dropped []*Slot, reasons []DropReason) ([]*Slot, []DropReaso
 	for steps := 0; steps <= len(l.queue) && l.cfg.Backlog.MustShed(l.cfg.Holder); steps++ {
 		victims := l.policy.Next(queueView{l}, now)
 		if victims == nil {
+			l.cfg.Backlog.Stuck(l.cfg.Holder)
 			break
 		}
 		block := false
@@ -523,6 +525,7 @@ func (l *Lane) shed(dropped []*Slot, reasons []DropReason) ([]*Slot, []DropReaso
 			dropped, reasons = l.dropSupersededAt(victims[0], dropped, reasons)
 			if !l.behind {
 				l.behind, l.behindAt = true, time.Now()
+				l.cfg.Backlog.SetBehind(l.cfg.Holder, true)
 			}
 		}
 	}
@@ -628,6 +631,7 @@ func (l *Lane) next(ctx context.Context) (s *Slot, heal bool) {
 		l.mu.Lock()
 		if len(l.queue) > 0 {
 			s := l.removeAt(0)
+			s.markSent(l)
 			l.inFlight, l.sentAt = s, time.Now()
 			l.mu.Unlock()
 			return s, false
@@ -677,6 +681,7 @@ func (l *Lane) leaveBehind(cu CatchUp, drops uint64) {
 		return // more came meanwhile: heal again
 	}
 	l.behind = false
+	l.cfg.Backlog.SetBehind(l.cfg.Holder, false)
 	l.heals++
 	blocks, bytes, since := l.episodeBlocks, l.episodeBytes, time.Since(l.behindAt)
 	l.episodeBlocks, l.episodeBytes = 0, 0
