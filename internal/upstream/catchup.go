@@ -141,9 +141,6 @@ func (l *Lane) runCatchUp(ctx context.Context) (cu CatchUp) {
 			return cu
 		}
 	}
-	if cu.Replayed > 0 || gap {
-		l.log.Info("execution client caught up", "el_head", head.Number, "replayed", cu.Replayed, "gap", gap)
-	}
 	return cu
 }
 

@@ -608,7 +608,10 @@ func (l *Lane) Run(ctx context.Context) {
 		default:
 			l.send(ctx, s)
 			if l.wantsCatchUp(time.Now()) {
-				l.runCatchUp(ctx)
+				// Logged here: a heal runs the same catch-up and logs its own line.
+				if cu := l.runCatchUp(ctx); cu.Err == "" && (cu.Replayed > 0 || cu.Gap) {
+					l.log.Info("execution client caught up", "el_head", cu.ELHead.Number, "replayed", cu.Replayed, "gap", cu.Gap)
+				}
 			}
 		}
 		l.mu.Lock()
