@@ -38,6 +38,23 @@ func newBurstRig(t *testing.T, roles []upstream.Role, opts ...rigOption) *burstR
 	return c
 }
 
+// resumeAndHeal resumes stalled EL i and checks that its lane heals within limit: the EL gets
+// blocks 1..n (see checkDelivered) and its head is block n.
+func (r *burstRig) resumeAndHeal(t *testing.T, i int, n uint64, limit time.Duration) {
+	t.Helper()
+	r.chain[i].resume()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	if err := r.p.Lanes()[i].Drain(ctx); err != nil {
+		t.Fatalf("the stalled el%d did not heal: %v (%+v)", i+1, err, r.p.Lanes()[i].Stats())
+	}
+	name := fmt.Sprintf("el%d", i+1)
+	checkDelivered(t, name, r.chain[i], n)
+	if h := r.chain[i].headNumber(); h != n {
+		t.Fatalf("%s head %d after healing, want %d", name, h, n)
+	}
+}
+
 // maxBlocksWithoutHead is the most newPayloads an EL may get in a row without a head update.
 // geth's path scheme keeps 128 blocks of state above its head and then refuses payloads as
 // if snap syncing: sync-proxy keeps well inside that.
@@ -158,16 +175,7 @@ func TestShedBlockCountedOnceAndHealed(t *testing.T) {
 		}
 		checkDelivered(t, fmt.Sprintf("el%d", i+1), r.chain[i], blocks)
 	}
-	r.chain[2].resume()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := r.p.Lanes()[2].Drain(ctx); err != nil {
-		t.Fatalf("the stalled lane did not heal: %v (%+v)", err, r.p.Lanes()[2].Stats())
-	}
-	checkDelivered(t, "el3", r.chain[2], blocks)
-	if h := r.chain[2].headNumber(); h != blocks {
-		t.Fatalf("el3 head %d after healing, want %d", h, blocks)
-	}
+	r.resumeAndHeal(t, 2, blocks, 30*time.Second)
 	if st := r.p.Lanes()[2].Stats(); st.Behind || st.Heals != 1 {
 		t.Fatalf("after healing: behind %v, heals %d", st.Behind, st.Heals)
 	}
@@ -229,14 +237,5 @@ func TestHungFollowerHeapAndHeal(t *testing.T) {
 	if !st.Behind || st.ShedBlocks == 0 {
 		t.Fatalf("stalled EL: behind %v, shed %d", st.Behind, st.ShedBlocks)
 	}
-	r.chain[2].resume()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if err := r.p.Lanes()[2].Drain(ctx); err != nil {
-		t.Fatalf("the stalled EL did not heal: %v (%+v)", err, r.p.Lanes()[2].Stats())
-	}
-	checkDelivered(t, "el3", r.chain[2], blocks)
-	if h := r.chain[2].headNumber(); h != blocks {
-		t.Fatalf("el3 head %d after healing, want %d", h, blocks)
-	}
+	r.resumeAndHeal(t, 2, blocks, 60*time.Second)
 }
