@@ -46,7 +46,7 @@ func Parse(args []string, lookup func(string) (string, bool), usage io.Writer) (
 		return errors.New("--queue-size was replaced by --backlog-bytes: one budget in bytes that all ELs share (default 512MiB); remove --queue-size (or SYNC_PROXY_QUEUE_SIZE)")
 	})
 	fs.Var(maxBody, "max-body", "largest request body accepted (e.g. 32MiB)"+envHelp("max-body"))
-	dur(&c.HeadAllowance, "head-allowance", "how much older than the head an EL was last sent a forkchoiceUpdated head may be (0: never move a head back)")
+	dur(&c.HeadAllowance, "head-allowance", "how much older than an EL's head a new writer's first heads may be after a failover (0: none; the writer the ELs follow is never refused)")
 	fs.Var(replayBytes, "replay-bytes", "the recent newPayloads kept to catch up an EL that comes back or lacks a parent and to heal one that fell behind (e.g. 256MiB); 0 disables both"+envHelp("replay-bytes"))
 	fs.Func("replay-blocks", "removed: the recent blocks are bounded in bytes by --replay-bytes", func(string) error {
 		return errors.New("--replay-blocks was replaced by --replay-bytes: the recent blocks are bounded in bytes (default 256MiB, several hundred blocks; 0 disables catch-up); remove --replay-blocks (or SYNC_PROXY_REPLAY_BLOCKS)")

@@ -590,8 +590,6 @@ type bnFault struct {
 	// blocks is how many main-chain blocks the case sends.
 	blocks uint64
 	run    func(t *testing.T, f *faultRig, direct bool) string
-	// path is where the beacon nodes post (default /bn/<name>).
-	shared bool
 }
 
 // fcuIDs lists the ids of the forkchoiceUpdated requests el received.
@@ -733,46 +731,6 @@ var bnFaults = []bnFault{
 			}
 		}
 		return "only bn1's fork reaches heads"
-	}},
-	{name: "bns-behind-one-address", shared: true, blocks: 8, run: func(t *testing.T, f *faultRig, direct bool) string {
-		// Three beacon nodes behind one address and no JWT are one identity. One is current,
-		// one restarted and announces heads four slots old, one is on another fork: the
-		// head guard keeps every EL moving forward.
-		for n := uint64(1); n <= 8; n++ {
-			f.clk.Set(time.Unix(int64(blockTS(n)), 0))
-			f.send("/", fmt.Sprintf(`"a-np%d"`, n), newPayloadBody(fmt.Sprintf(`"a-np%d"`, n), n))
-			f.send("/", fmt.Sprintf(`"a-fcu%d"`, n), forkchoiceBody(fmt.Sprintf(`"a-fcu%d"`, n), n, false))
-			if n > 4 {
-				ans := f.send("/", fmt.Sprintf(`"b-fcu%d"`, n), forkchoiceBody(fmt.Sprintf(`"b-fcu%d"`, n), n-4, false))
-				if s, pid := payloadStatus(t, ans); s != "SYNCING" || pid != nil {
-					t.Errorf("a stale head update got %s, want SYNCING", ans)
-				}
-			}
-			if n > 1 {
-				f.send("/", fmt.Sprintf(`"c-np%d"`, n), forkPayloadBody(fmt.Sprintf(`"c-np%d"`, n), n-1, forkHash(n-1, 2), blockHash(n-2)))
-				f.send("/", fmt.Sprintf(`"c-fcu%d"`, n), forkHeadBody(fmt.Sprintf(`"c-fcu%d"`, n), n-1, forkHash(n-1, 2)))
-			}
-			f.waitIdle()
-		}
-		if w := writerOf(f); w != "127.0.0.1" {
-			t.Errorf("writer %q, want the one identity 127.0.0.1", w)
-		}
-		f.waitIdle()
-		stale := uint64(0)
-		for _, l := range f.p.Lanes() {
-			stale += l.Stats().Drops[upstream.DropStaleHead]
-		}
-		if stale < 3*(4+7) {
-			t.Errorf("stale heads dropped: %d, want every old and sibling head refused on each lane", stale)
-		}
-		for _, el := range f.els {
-			for _, id := range fcuIDs(el) {
-				if !strings.HasPrefix(id, `"a-`) {
-					t.Errorf("%s got head update %s", el.Name, id)
-				}
-			}
-		}
-		return fmt.Sprintf("stale_head drops=%d", stale)
 	}},
 }
 

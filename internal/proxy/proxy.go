@@ -124,6 +124,11 @@ type Proxy struct {
 
 	writerMu   sync.Mutex
 	writerHead engine.Hash // head of the last forkchoiceUpdated forwarded from the writer
+	// term numbers the writers whose forkchoiceUpdated the proxy forwarded: it rises each
+	// time that beacon node changes (termOf), and the head guard never refuses the term an
+	// EL follows (see headguard).
+	term   uint64
+	termOf string
 
 	// diverge compares the ELs' verdicts per block (see learn).
 	diverge *divergence.Detector
@@ -444,6 +449,11 @@ func (p *Proxy) forkchoice(ctx context.Context, d *upstream.Delivery) ([]byte, O
 	if isWriter {
 		p.writerMu.Lock()
 		p.writerHead = head
+		if p.termOf != d.BN {
+			p.term++
+			p.termOf = d.BN
+		}
+		d.Term = p.term
 		p.writerMu.Unlock()
 		p.replay.setForkchoice(d)
 	}

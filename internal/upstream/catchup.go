@@ -191,37 +191,15 @@ func (l *Lane) forkchoiceQueued() bool {
 	return false
 }
 
-// raiseSentHead makes the head guard at least as strict as the EL's own head: after a
-// restart of the proxy, no update may move the EL behind where it already is.
+// raiseSentHead makes the head guards at least as strict as the EL's own head: after a
+// restart of the proxy, no new writer may move the EL behind where it already is.
 func (l *Lane) raiseSentHead(b Block) {
 	l.mu.Lock()
 	l.headAsked = true
 	if b.Timestamp > l.sentHead.Timestamp {
 		l.sentHead = b
 	}
-	if b.Timestamp > l.floor.Timestamp {
-		l.floor = b
-	}
+	l.queuedGuard.Observe(b.Timestamp)
+	l.sentGuard.Observe(b.Timestamp)
 	l.mu.Unlock()
-}
-
-// staleUnknownHead resolves a forkchoiceUpdated head the proxy had not seen by asking the
-// EL, and reports whether it is older than the head the EL was last sent. An EL that does
-// not know the block either is being asked to sync to something new: that is forwarded.
-func (l *Lane) staleUnknownHead(ctx context.Context, d *Delivery) bool {
-	b, found, err := l.queryBlock(ctx, blockRequest(d.Req.Forkchoice.Head))
-	if err != nil || !found {
-		return false
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	allowance := uint64(l.cfg.HeadAllowance / time.Second)
-	if l.sentHead.Timestamp != 0 && b.Timestamp+allowance < l.sentHead.Timestamp {
-		l.drops[DropStaleHead]++
-		return true
-	}
-	if b.Timestamp >= l.sentHead.Timestamp {
-		l.sentHead = b
-	}
-	return false
 }

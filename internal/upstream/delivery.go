@@ -38,13 +38,17 @@ type Delivery struct {
 	// HeadKnown is false when the proxy had not seen that block.
 	Head      Block
 	HeadKnown bool
+	// Term is, for a forkchoiceUpdated, the writer term that sent it (the proxy raises it
+	// each time the writer changes); 0 for a beacon node that is not the writer. The head
+	// guard never refuses the term an EL follows (see headguard).
+	Term uint64
 }
 
 // WithBody returns a new, unpooled delivery of the same request from the same beacon node
 // with another body (what req describes), e.g. a forkchoiceUpdated without its attributes.
 func (d *Delivery) WithBody(body []byte, req engine.Request) *Delivery {
 	return &Delivery{Req: req, Body: body, BN: d.BN, Via: d.Via, Received: d.Received,
-		Head: d.Head, HeadKnown: d.HeadKnown, Seq: d.Seq}
+		Head: d.Head, HeadKnown: d.HeadKnown, Seq: d.Seq, Term: d.Term}
 }
 
 // Pool makes Body a pooled buffer: free gets it back once every holder has released it. The
@@ -198,7 +202,7 @@ const (
 	DropExpired    DropReason = "expired"    // a build whose slot was past, shed for the backlog budget
 	DropShed       DropReason = "shed"       // shed for the backlog budget: the EL gets it when it heals
 	DropBehind     DropReason = "behind"     // arrived while the lane was behind: the EL gets it when it heals
-	DropStaleHead  DropReason = "stale_head" // it would have moved the EL's head to an older block
+	DropStaleHead  DropReason = "stale_head" // a new writer's head older than the EL's (see headguard)
 	DropShutdown   DropReason = "shutdown"   // the proxy stopped before it was sent
 )
 

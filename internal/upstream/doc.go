@@ -11,9 +11,9 @@
 // already behind sheds first, else the one with the most queued; it sheds its newest blocks
 // (backlog.Policy) and is behind until it has drained and healed from the recent blocks
 // ([Replay]). A queued forkchoiceUpdated without
-// payload attributes is dropped when a newer one arrives (it would be overwritten at once); a
-// forkchoiceUpdated that would move the EL's head to an older block than the one it was last
-// sent is refused. Every drop completes its [Slot] with a [DropReason] and is counted.
+// payload attributes is dropped when a newer one arrives (it would be overwritten at once); the
+// head guard (package headguard) never refuses the writer the EL follows, and refuses a new
+// writer's update whose head is older than the EL's until that writer reaches it. Every drop completes its [Slot] with a [DropReason] and is counted.
 //
 // Every request is sent with a token minted for that EL's own secret at the moment of sending
 // (see jwtauth.Signer), so a request that waited in the queue still carries a fresh iat.

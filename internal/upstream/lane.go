@@ -17,6 +17,7 @@ import (
 	"github.com/sync-proxy/sync-proxy/internal/backlog"
 	"github.com/sync-proxy/sync-proxy/internal/clock"
 	"github.com/sync-proxy/sync-proxy/internal/engine"
+	"github.com/sync-proxy/sync-proxy/internal/headguard"
 	"github.com/sync-proxy/sync-proxy/internal/jwtauth"
 )
 
@@ -116,8 +117,9 @@ type Config struct {
 	// MaxResponseBytes bounds an answer's body. Default 256 MiB (getBlobs answers run to
 	// tens of MB).
 	MaxResponseBytes int64
-	// HeadAllowance is how much older (in payload timestamp seconds) than the head it was
-	// last sent a forkchoiceUpdated head may be and still be forwarded. Default 0.
+	// HeadAllowance is how much older (in payload timestamp seconds) than the EL's head a
+	// new writer's forkchoiceUpdated head may be and still be forwarded (see headguard).
+	// The writer the EL follows is never refused. Default 0.
 	HeadAllowance time.Duration
 	// UserAgent is sent with every request.
 	UserAgent string
@@ -208,10 +210,13 @@ type Lane struct {
 	dedup     uint64
 	drops     map[DropReason]uint64
 	head      Block
-	sentHead  Block // newest head sent or queued: the enqueue-time guard
-	floor     Block // the EL's own head as it reported it: the send-time guard
+	sentHead  Block // head of the newest update queued (or the EL's own, when newer)
 	headAsked bool  // the EL was asked for its head since the lane started
 	lastValid Block
+	// queuedGuard judges a forkchoiceUpdated as it arrives, against what was queued before;
+	// sentGuard judges it again as it leaves, against what was sent and what the EL
+	// reported (see headguard: the writer the EL follows is never refused).
+	queuedGuard, sentGuard *headguard.Guard
 
 	needCatchUp bool
 	catchUp     CatchUp
@@ -293,6 +298,11 @@ func New(cfg Config, log *slog.Logger) (*Lane, error) {
 	if err != nil {
 		return nil, fmt.Errorf("el %q: %w", cfg.Name, err)
 	}
+	queuedGuard, err1 := headguard.New(cfg.HeadAllowance)
+	sentGuard, err2 := headguard.New(cfg.HeadAllowance)
+	if err := errors.Join(err1, err2); err != nil {
+		return nil, fmt.Errorf("el %q: %w", cfg.Name, err)
+	}
 	l := &Lane{
 		cfg:    cfg,
 		policy: policy,
@@ -307,6 +317,9 @@ func New(cfg Config, log *slog.Logger) (*Lane, error) {
 		idle:    make(chan struct{}),
 		drops:   make(map[DropReason]uint64),
 		parents: make(map[engine.Hash]int),
+
+		queuedGuard: queuedGuard,
+		sentGuard:   sentGuard,
 	}
 	return l, nil
 }
@@ -354,7 +367,7 @@ func (l *Lane) Enqueue(d *Delivery) *Slot {
 	switch {
 	case l.closed:
 		dropped, reasons = append(dropped, s), append(reasons, DropShutdown)
-	case d.Req.Class == engine.ClassForkchoice && l.isStale(d):
+	case d.Req.Class == engine.ClassForkchoice && l.queuedGuard.Check(guardUpdate(d)) == headguard.Stale:
 		dropped, reasons = append(dropped, s), append(reasons, DropStaleHead)
 	case l.behind && (d.Req.Class == engine.ClassNewPayload || d.Req.Class == engine.ClassForkchoice):
 		// The EL cannot have this block's parent or this head yet: the heal sends it.
@@ -369,7 +382,8 @@ func (l *Lane) Enqueue(d *Delivery) *Slot {
 		dropped, reasons = l.shed(dropped, reasons)
 	default:
 		if d.Req.Class == engine.ClassForkchoice {
-			if d.HeadKnown && d.Head.Timestamp >= l.sentHead.Timestamp {
+			l.queuedGuard.Admit(guardUpdate(d))
+			if d.HeadKnown {
 				l.sentHead = d.Head
 			}
 		}
@@ -577,13 +591,9 @@ func itemOf(d *Delivery) backlog.Item {
 	return backlog.Item{Kind: backlog.KindOther}
 }
 
-// isStale reports whether forwarding d would move the EL's head back. Called with l.mu held.
-func (l *Lane) isStale(d *Delivery) bool {
-	if !d.HeadKnown || l.sentHead.Timestamp == 0 {
-		return false
-	}
-	allowance := uint64(l.cfg.HeadAllowance / time.Second)
-	return d.Head.Timestamp+allowance < l.sentHead.Timestamp
+// guardUpdate describes a forkchoiceUpdated to the head guard.
+func guardUpdate(d *Delivery) headguard.Update {
+	return headguard.Update{Term: d.Term, Known: d.HeadKnown, Timestamp: d.Head.Timestamp}
 }
 
 // CountDeduplicated records that a newPayload was not sent to this EL because it already
@@ -751,9 +761,11 @@ func (l *Lane) send(ctx context.Context, s *Slot) {
 	s.complete(s.res)
 }
 
-// staleAtSend is the head guard's second look, just before a forkchoiceUpdated leaves: the
-// first update after the lane starts learns the EL's own head (so a restarted proxy cannot
-// move an EL back), and a head the proxy never saw is looked up on the EL.
+// staleAtSend is the head guard's second look, just before a forkchoiceUpdated leaves,
+// against what this EL was sent: the first update after the lane starts learns the EL's own
+// head (so a restarted proxy cannot move an EL back), and a head the proxy never saw is
+// looked up on the EL, unless the update comes from the writer the EL follows, which passes
+// whatever its head.
 func (l *Lane) staleAtSend(ctx context.Context, d *Delivery) bool {
 	l.mu.Lock()
 	asked := l.headAsked
@@ -764,13 +776,20 @@ func (l *Lane) staleAtSend(ctx context.Context, d *Delivery) bool {
 			l.raiseSentHead(b)
 		}
 	}
-	if !d.HeadKnown {
-		return l.staleUnknownHead(ctx, d)
+	u := guardUpdate(d)
+	l.mu.Lock()
+	owner := u.Term != 0 && u.Term == l.sentGuard.Owner()
+	l.mu.Unlock()
+	if !u.Known && !owner {
+		if b, found, err := l.queryBlock(ctx, blockRequest(d.Req.Forkchoice.Head)); err == nil && found {
+			// An EL that does not know the block either is being asked to sync to
+			// something new: that is forwarded.
+			u.Known, u.Timestamp = true, b.Timestamp
+		}
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	allowance := uint64(l.cfg.HeadAllowance / time.Second)
-	if l.floor.Timestamp != 0 && d.Head.Timestamp+allowance < l.floor.Timestamp {
+	if l.sentGuard.Admit(u) == headguard.Stale {
 		l.drops[DropStaleHead]++
 		return true
 	}

@@ -200,22 +200,42 @@ func TestLaneCoalescesAndDrops(t *testing.T) {
 	}
 }
 
-func TestLaneHeadAllowance(t *testing.T) {
+// TestLaneHeadGuard: the writer the EL follows is never refused, whatever its head; a new
+// writer whose head is older than the EL's (beyond the allowance) is, until it catches up.
+func TestLaneHeadGuard(t *testing.T) {
 	el := fakeel.New("el", nil)
 	defer el.Close()
 	l := startLane(t, Config{Name: "el", URL: el.URL(), HeadAllowance: 12 * time.Second})
-	waitDone(t, l.Enqueue(fcuDelivery(t, "h5", 5, false)))
-	if r := waitDone(t, l.Enqueue(fcuDelivery(t, "h4", 4, false))); !r.OK() {
-		t.Fatalf("one slot back is within the allowance: %v", r.Err)
+	fcu := func(id string, head int, term uint64) *Delivery {
+		d := fcuDelivery(t, id, head, false)
+		d.Term = term
+		return d
 	}
-	if r := waitDone(t, l.Enqueue(fcuDelivery(t, "h3", 3, false))); !errors.Is(r.Err, ErrDropped) {
-		t.Fatalf("two slots back: err %v, want dropped", r.Err)
+	for _, tc := range []struct {
+		d       *Delivery
+		dropped bool
+	}{
+		{fcu("w1-h5", 5, 1), false},
+		{fcu("w1-h3", 3, 1), false}, // the writer re-orgs two slots back: forwarded
+		{fcu("w1-h3-again", 3, 1), false},
+		{fcu("w2-h1", 1, 2), true},  // a new writer two slots behind the EL's head h3
+		{fcu("w2-h2", 2, 2), false}, // one slot: within the allowance, and it takes over
+		{fcu("w2-h0", 0, 2), false}, // now it is the writer the EL follows
+		{fcu("other-h0", 0, 0), false},
+	} {
+		r := waitDone(t, l.Enqueue(tc.d))
+		if got := errors.Is(r.Err, ErrDropped); got != tc.dropped {
+			t.Fatalf("%s: dropped %v (err %v), want %v", tc.d.Req.ID, got, r.Err, tc.dropped)
+		}
 	}
-	// An unknown head cannot be judged here and is forwarded.
-	d := fcuDelivery(t, "unknown", 1, false)
+	// An unknown head cannot be judged here; the EL does not know it either: forwarded.
+	d := fcu("unknown", 9, 3)
 	d.HeadKnown = false
 	if r := waitDone(t, l.Enqueue(d)); !r.OK() {
 		t.Fatalf("unknown head: %v", r.Err)
+	}
+	if st := l.Stats(); st.Drops[DropStaleHead] != 1 {
+		t.Fatalf("stale_head drops %d, want 1", st.Drops[DropStaleHead])
 	}
 }
 

@@ -1,0 +1,135 @@
+package proxy
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sync-proxy/sync-proxy/internal/engine"
+	"github.com/sync-proxy/sync-proxy/internal/upstream"
+)
+
+// fcuIDs lists, in arrival order, the ids of the forkchoiceUpdated requests each EL got.
+func (r *rig) fcuIDs() [][]string {
+	out := make([][]string, len(r.els))
+	for i, el := range r.els {
+		for _, rec := range el.Requests() {
+			if rec.Class == engine.ClassForkchoice {
+				out[i] = append(out[i], strings.Trim(rec.ID, `"`))
+			}
+		}
+	}
+	return out
+}
+
+// TestWriterIsNeverRefused: the writer's forkchoiceUpdated reaches every EL in order, whatever
+// its head: a re-org to an ancestor, back to the tip, a build on the parent of the head (a
+// proposer's re-org: the beacon node gets the EL's payloadId), the same build again.
+func TestWriterIsNeverRefused(t *testing.T) {
+	for _, mode := range []struct {
+		name  string
+		roles []upstream.Role
+	}{{"mirror", mirror3}, {"direct", direct3}} {
+		t.Run(mode.name, func(t *testing.T) {
+			r := newRig(t, mode.roles)
+			for n := uint64(1); n <= 3; n++ {
+				r.clk.Set(time.Unix(int64(blockTS(n)), 0))
+				r.post("bn1", newPayloadBody(fmt.Sprintf(`"np%d"`, n), n))
+				r.post("bn1", forkchoiceBody(fmt.Sprintf(`"fcu%d"`, n), n, false))
+			}
+			r.clk.Set(time.Unix(int64(blockTS(4))-4, 0))
+			steps := []struct {
+				id    string
+				head  uint64
+				build bool
+			}{
+				{"reorg-to-1", 1, false},
+				{"back-to-3", 3, false},
+				{"build-on-2", 2, true}, // head 3 is late: the proposer builds on its parent
+				{"build-on-2-again", 2, true},
+			}
+			for _, s := range steps {
+				r.waitIdle() // one at a time: none of them is superseded in a queue
+				_, ans := r.post("bn1", forkchoiceBody(`"`+s.id+`"`, s.head, s.build))
+				status, pid := payloadStatus(t, ans)
+				want := "VALID"
+				if !r.p.Direct() {
+					want = "SYNCING"
+				}
+				if status != want {
+					t.Fatalf("%s: answered %s, want %s", s.id, ans, want)
+				}
+				if r.p.Direct() && s.build && (pid == nil || *pid == "") {
+					t.Fatalf("%s: no payloadId in %s", s.id, ans)
+				}
+			}
+			r.waitIdle()
+			want := []string{"fcu1", "fcu2", "fcu3", "reorg-to-1", "back-to-3", "build-on-2", "build-on-2-again"}
+			for i, got := range r.fcuIDs() {
+				if !slices.Equal(got, want) {
+					t.Errorf("%s got %v, want %v", r.els[i].Name, got, want)
+				}
+			}
+			for _, l := range r.p.Lanes() {
+				if n := l.Stats().Drops[upstream.DropStaleHead]; n != 0 {
+					t.Errorf("%s dropped %d stale heads from the writer", l.Name(), n)
+				}
+			}
+		})
+	}
+}
+
+// TestTooDeepReorgPassesThrough: an EL's -38006 (too deep re-org) reaches the writer
+// unchanged.
+func TestTooDeepReorgPassesThrough(t *testing.T) {
+	r := newRig(t, direct3)
+	r.post("bn1", newPayloadBody(`"np1"`, 1))
+	r.post("bn1", forkchoiceBody(`"fcu1"`, 1, false))
+	r.waitIdle()
+	for _, el := range r.els {
+		el.SetError("engine_forkchoiceUpdatedV3", engine.CodeTooDeepReorg, "Too deep reorg")
+	}
+	_, ans := r.post("bn1", forkchoiceBody(`"deep"`, 0, false))
+	a := decode(t, ans)
+	if a.Error == nil || a.Error.Code != engine.CodeTooDeepReorg || a.Error.Message != "Too deep reorg" || string(a.ID) != `"deep"` {
+		t.Fatalf("answer %s, want the EL's -38006 unchanged", ans)
+	}
+}
+
+// TestNewWriterBehindIsRefused: after a failover, the new writer's head updates that are
+// older than the head the ELs already have are refused (answered SYNCING) until it reaches
+// that head; from then on it is the writer the ELs follow, and its re-orgs pass.
+func TestNewWriterBehindIsRefused(t *testing.T) {
+	r := newRig(t, direct3)
+	for n := uint64(1); n <= 5; n++ {
+		r.clk.Set(time.Unix(int64(blockTS(n)), 0))
+		r.post("bn1", newPayloadBody(fmt.Sprintf(`"np%d"`, n), n))
+		r.post("bn1", forkchoiceBody(fmt.Sprintf(`"bn1-fcu%d"`, n), n, false))
+	}
+	r.waitIdle()
+	// bn1 goes silent; bn2, a slot behind it, takes over.
+	r.clk.Set(time.Unix(int64(blockTS(5))+30, 0))
+	_, ans := r.post("bn2", forkchoiceBody(`"bn2-fcu3"`, 3, false))
+	if w, _ := r.p.Tracker().Writer(); w != "bn2" {
+		t.Fatalf("writer %q, want bn2 after bn1 went silent", w)
+	}
+	if s, _ := payloadStatus(t, ans); s != "SYNCING" {
+		t.Fatalf("the new writer's stale head was answered %s, want SYNCING", ans)
+	}
+	for _, id := range []string{"bn2-fcu5", "bn2-fcu4"} {
+		n := uint64(id[len(id)-1] - '0')
+		_, ans := r.post("bn2", forkchoiceBody(`"`+id+`"`, n, false))
+		if s, _ := payloadStatus(t, ans); s != "VALID" {
+			t.Fatalf("%s answered %s, want VALID", id, ans)
+		}
+		r.waitIdle()
+	}
+	want := []string{"bn1-fcu1", "bn1-fcu2", "bn1-fcu3", "bn1-fcu4", "bn1-fcu5", "bn2-fcu5", "bn2-fcu4"}
+	for i, got := range r.fcuIDs() {
+		if !slices.Equal(got, want) {
+			t.Errorf("%s got %v, want %v", r.els[i].Name, got, want)
+		}
+	}
+}
