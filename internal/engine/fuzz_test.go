@@ -98,6 +98,12 @@ func FuzzInspect(f *testing.F) {
 			t.Fatalf("id = %q, encoding/json sees %q", r.ID, v.ID)
 		}
 		checkRoutingFields(t, r, v.Params)
+		if r.Class.hasParams() {
+			var ps []json.RawMessage
+			if err := json.Unmarshal(r.Params, &ps); err != nil || len(ps) != len(v.Params) {
+				t.Fatalf("params %q are not the %d params encoding/json sees: %v", r.Params, len(v.Params), err)
+			}
+		}
 	})
 }
 

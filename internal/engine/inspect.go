@@ -59,6 +59,10 @@ type Request struct {
 	HasAttributesSlot bool
 	// PayloadID is, for ClassGetPayload, params[0] as sent ("0x…").
 	PayloadID string
+	// Params is the raw params value exactly as sent (a sub-slice of the body), nil when
+	// the request has none: two copies of a request with equal Params and Method differ at
+	// most in their id and the whitespace between members.
+	Params json.RawMessage
 }
 
 // Inspect scans a JSON-RPC request body once and returns the method, the raw
@@ -170,6 +174,7 @@ func inspect(body []byte) (Request, *Error) {
 			return nil
 		default: // memberParams
 			paramsAt = s.pos
+			defer func() { r.Params = body[paramsAt:s.pos] }()
 			if seen&(1<<memberMethod) == 0 || semErr != nil {
 				return s.skip(1) // walked below, once the method is known
 			}

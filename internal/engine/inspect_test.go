@@ -108,6 +108,7 @@ func assertRequest(t *testing.T, got, want Request) {
 		t.Errorf("ID = %q (nil %v), want %q (nil %v)", got.ID, got.ID == nil, want.ID, want.ID == nil)
 	}
 	got.ID, want.ID = nil, nil
+	got.Params, want.Params = nil, nil // see TestInspectParams
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Inspect:\n got %+v\nwant %+v", got, want)
 	}
@@ -407,5 +408,27 @@ func TestInspectAllocations(t *testing.T) {
 				t.Errorf("Inspect allocates %.0f times per call, want at most 1", allocs)
 			}
 		})
+	}
+}
+
+// TestInspectParams: Params is the params value exactly as sent, whatever surrounds it.
+func TestInspectParams(t *testing.T) {
+	const params = `[ {"headBlockHash":"` + tHash + `","safeBlockHash":"` + tHash + `","finalizedBlockHash":"` + tHash + `"} , null ]`
+	for _, body := range []string{
+		`{"jsonrpc":"2.0","id":1,"method":"engine_forkchoiceUpdatedV3","params":` + params + `}`,
+		`{"params":` + params + ` ,"id":"x","method":"engine_forkchoiceUpdatedV3","jsonrpc":"2.0"}`,
+		"{ \"id\" : null ,\n \"params\" :\t" + params + "\n, \"method\":\"engine_forkchoiceUpdatedV3\",\"jsonrpc\":\"2.0\"}",
+	} {
+		r, err := Inspect([]byte(body))
+		if err != nil {
+			t.Fatalf("%s: %v", body, err)
+		}
+		if string(r.Params) != params {
+			t.Fatalf("%s: params %q, want %q", body, r.Params, params)
+		}
+	}
+	r, err := Inspect([]byte(`{"jsonrpc":"2.0","id":1,"method":"engine_exchangeCapabilities"}`))
+	if err == nil && r.Params != nil {
+		t.Fatalf("params %q for a request without them", r.Params)
 	}
 }
