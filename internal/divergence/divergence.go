@@ -14,6 +14,11 @@
 // block, so they are compared with each other too (execution-apis src/engine/paris.md
 // §Payload validation: VALID for a head means the head and its ancestors are valid).
 //
+// Two beacon nodes may send different bytes that claim the same block hash (a damaged copy,
+// or wrong expectedBlobVersionedHashes, which the hash does not cover). An INVALID answer to a
+// newPayload is about the bytes the EL was given, so it is compared only with newPayload
+// verdicts on the same copy ([Detector.ObserveCopy]); a VALID one holds for the block.
+//
 // A [Detector] is pure bookkeeping: it starts no goroutine, keeps a bounded number of blocks
 // and divergences, and is safe for concurrent use.
 package divergence
@@ -42,6 +47,9 @@ type Verdict struct {
 	Class engine.Class
 	// Status is VALID, INVALID or INVALID_BLOCK_HASH.
 	Status engine.Status
+	// Copy tells apart newPayload copies of the block whose bytes differ (0: the only one
+	// known, or a forkchoiceUpdated).
+	Copy uint64
 }
 
 // Divergence is one block on which two ELs disagree.
@@ -109,10 +117,16 @@ func New(o Options) *Detector {
 // the block was not reported before; otherwise nil. Statuses that are not final (SYNCING,
 // ACCEPTED, unknown or empty) are ignored, as are a zero block hash and an empty EL name.
 func (d *Detector) Observe(el string, class engine.Class, block engine.Hash, status engine.Status) *Divergence {
+	return d.ObserveCopy(el, class, block, 0, status)
+}
+
+// ObserveCopy is Observe for one copy of the block's bytes: copyID identifies them among the
+// newPayloads that claim the same block hash (see the package documentation).
+func (d *Detector) ObserveCopy(el string, class engine.Class, block engine.Hash, copyID uint64, status engine.Status) *Divergence {
 	if !status.Final() || block.IsZero() || el == "" {
 		return nil
 	}
-	v := Verdict{EL: el, Class: class, Status: status}
+	v := Verdict{EL: el, Class: class, Status: status, Copy: copyID}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	e, ok := d.blocks.Get(block)
@@ -122,7 +136,7 @@ func (d *Detector) Observe(el string, class engine.Class, block engine.Hash, sta
 	}
 	found := false
 	for i := range e.verdicts {
-		if e.verdicts[i].EL == el && e.verdicts[i].Class == class {
+		if e.verdicts[i].EL == el && e.verdicts[i].Class == class && e.verdicts[i].Copy == copyID {
 			e.verdicts[i], found = v, true
 			break
 		}
@@ -134,7 +148,7 @@ func (d *Detector) Observe(el string, class engine.Class, block engine.Hash, sta
 		return nil
 	}
 	for _, o := range e.verdicts {
-		if o.EL == el || valid(o.Status) == valid(status) {
+		if o.EL == el || valid(o.Status) == valid(status) || !comparable(o, v) {
 			continue
 		}
 		div := Divergence{Block: block, Class: class, Valid: o, Invalid: v, At: d.clk.Now()}
@@ -147,6 +161,17 @@ func (d *Detector) Observe(el string, class engine.Class, block engine.Hash, sta
 		return &div
 	}
 	return nil
+}
+
+// comparable reports whether two verdicts are on the same thing: an INVALID newPayload
+// verdict is on the bytes the EL was given, so only a newPayload verdict on the same copy
+// can contradict it.
+func comparable(a, b Verdict) bool {
+	onBytes := func(v Verdict) bool { return v.Class == engine.ClassNewPayload && !valid(v.Status) }
+	if onBytes(a) || onBytes(b) {
+		return a.Class == b.Class && a.Copy == b.Copy
+	}
+	return true
 }
 
 // valid reports whether a final status accepts the block.

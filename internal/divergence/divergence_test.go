@@ -87,6 +87,42 @@ func TestObserve(t *testing.T) {
 	}
 }
 
+// TestObserveCopies: an INVALID newPayload verdict on one copy of a block's bytes does not
+// contradict a VALID verdict on another copy; on the same copy it does.
+func TestObserveCopies(t *testing.T) {
+	type cobs struct {
+		el     string
+		class  engine.Class
+		copy   uint64
+		status engine.Status
+	}
+	tests := []struct {
+		name string
+		obs  []cobs
+		want int // index of the observation that reports a divergence, -1 for none
+	}{
+		{"a bad copy rejected, a good copy accepted",
+			[]cobs{{"a", np, 1, "INVALID"}, {"b", np, 1, "INVALID"}, {"a", np, 2, "VALID"}, {"b", np, 2, "VALID"}}, -1},
+		{"one EL ahead on the good copy, the other still on the bad one",
+			[]cobs{{"a", np, 1, "INVALID"}, {"a", np, 2, "VALID"}, {"b", np, 1, "INVALID"}}, -1},
+		{"a bad copy against the head update on the block", []cobs{{"a", fcu, 0, "VALID"}, {"b", np, 1, "INVALID"}}, -1},
+		{"the same copy judged both ways", []cobs{{"a", np, 2, "VALID"}, {"b", np, 2, "INVALID"}}, 1},
+		{"a valid copy against an invalid head", []cobs{{"a", np, 2, "VALID"}, {"b", fcu, 0, "INVALID"}}, 1},
+		{"valid copies agree whatever their bytes", []cobs{{"a", np, 1, "VALID"}, {"b", np, 2, "VALID"}}, -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := New(Options{})
+			for i, o := range tt.obs {
+				got := d.ObserveCopy(o.el, o.class, hash(1), o.copy, o.status)
+				if (got != nil) != (i == tt.want) {
+					t.Fatalf("observation %d %+v: divergence %+v; want one only at %d", i, o, got, tt.want)
+				}
+			}
+		})
+	}
+}
+
 // TestBounded checks that memory stays bounded: old blocks are forgotten, and Recent keeps
 // the newest divergences only, newest first.
 func TestBounded(t *testing.T) {
