@@ -5,6 +5,7 @@
 package fakeel
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -70,6 +71,7 @@ type EL struct {
 	delay    time.Duration
 	status   engine.Status                 // payload status to answer; default VALID
 	verdicts map[engine.Hash]engine.Status // per-block override of status
+	badCopy  []byte                        // a newPayload whose body holds this is INVALID
 	got      []Received
 	notify   chan struct{}
 	payload  int
@@ -149,6 +151,15 @@ func (e *EL) SetStatus(s engine.Status) {
 func (e *EL) SetVerdict(h engine.Hash, s engine.Status) {
 	e.mu.Lock()
 	e.verdicts[h] = s
+	e.mu.Unlock()
+}
+
+// SetBadCopy makes a newPayload whose body contains marker answer INVALID, whatever its block
+// hash: an EL that checks the bytes it was given (e.g. expectedBlobVersionedHashes, which the
+// block hash does not cover). nil turns it off.
+func (e *EL) SetBadCopy(marker []byte) {
+	e.mu.Lock()
+	e.badCopy = marker
 	e.mu.Unlock()
 }
 
@@ -349,6 +360,9 @@ func (e *EL) serve(w http.ResponseWriter, r *http.Request) {
 	b, delay, status, onReq := e.behavior, e.delay, e.status, e.onReq
 	if v, ok := e.verdicts[req.Block.Hash]; ok && req.Class == engine.ClassNewPayload {
 		status = v
+	}
+	if req.Class == engine.ClassNewPayload && len(e.badCopy) > 0 && bytes.Contains(body, e.badCopy) {
+		status = engine.StatusInvalid
 	}
 	e.payload++
 	pid := uint64(e.payload)

@@ -78,6 +78,7 @@ type Metrics struct {
 	elStateChanges  *prometheus.CounterVec
 	elDropped       *prometheus.CounterVec
 	divergences     *prometheus.CounterVec
+	payloadCopies   prometheus.Counter
 
 	bnMu sync.Mutex
 	bns  map[string]bool // admitted bn label values
@@ -143,6 +144,10 @@ func New(reg prometheus.Registerer, o Options) (*Metrics, error) {
 		Namespace: Namespace, Name: "divergences_total",
 		Help: "Blocks one execution client answered VALID and another INVALID, by the method class that revealed it.",
 	}, []string{"class"})
+	m.payloadCopies = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: Namespace, Name: "payload_copies_total",
+		Help: "newPayloads whose bytes differ from an earlier copy of the same claimed block hash; each is sent to the execution clients in its own right.",
+	})
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: Namespace, Name: "build_info",
 		Help: "Always 1; labels carry the build's version, commit and Go version.",
@@ -160,7 +165,7 @@ func New(reg prometheus.Registerer, o Options) (*Metrics, error) {
 		m.divergences.WithLabelValues(c.String())
 	}
 	cs := []prometheus.Collector{m.requests, m.requestDuration, m.writerChanges, m.elDuration, m.elErrors,
-		m.elVerdicts, m.elStateChanges, m.elDropped, m.divergences, build}
+		m.elVerdicts, m.elStateChanges, m.elDropped, m.divergences, m.payloadCopies, build}
 	if o.Runtime {
 		cs = append(cs, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
@@ -178,6 +183,7 @@ func (m *Metrics) ProxyHooks() proxy.Hooks {
 		OnRequest:      m.OnRequest,
 		OnWriterChange: m.OnWriterChange,
 		OnDivergence:   m.OnDivergence,
+		OnPayloadCopy:  func(string) { m.payloadCopies.Inc() },
 		Lane:           upstream.Hooks{OnResult: m.OnResult, OnDrop: m.OnDrop, OnState: m.OnState},
 	}
 }

@@ -1,6 +1,7 @@
 package metrics_test
 
 import (
+	"bytes"
 	"runtime"
 	"strings"
 	"testing"
@@ -138,6 +139,23 @@ func TestMetricsMove(t *testing.T) {
 			want: []want{
 				{"syncproxy_divergences_total", []string{"class", "new-payload"}, 1},
 				{"syncproxy_divergences_total", []string{"class", "forkchoice"}, 0},
+				{"syncproxy_el_payload_status_total", []string{"el", "el-b", "class", "new-payload", "status", "INVALID"}, 1},
+				{"syncproxy_el_payload_status_total", []string{"el", "el-b", "class", "new-payload", "status", "VALID"}, 1},
+			},
+		},
+		{
+			name: "a different copy of a block is counted and is no divergence",
+			drive: func(t *testing.T, e *env) {
+				bad := bytes.Replace(statustest.NewPayload(1), []byte(`[],"0x`), []byte(`["0x01`+strings.Repeat("ba", 31)+`"],"0x`), 1)
+				e.ELs["el-b"].SetBadCopy([]byte("0x01baba"))
+				e.ELs["el-a"].SetBadCopy([]byte("0x01baba"))
+				e.Post("bn-b", bad)
+				e.Block("bn-a", 1)
+				e.Drain()
+			},
+			want: []want{
+				{"syncproxy_payload_copies_total", nil, 1},
+				{"syncproxy_divergences_total", []string{"class", "new-payload"}, 0},
 				{"syncproxy_el_payload_status_total", []string{"el", "el-b", "class", "new-payload", "status", "INVALID"}, 1},
 				{"syncproxy_el_payload_status_total", []string{"el", "el-b", "class", "new-payload", "status", "VALID"}, 1},
 			},

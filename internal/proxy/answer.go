@@ -187,6 +187,9 @@ func (p *Proxy) learn(l *upstream.Lane, s *upstream.Slot) {
 	d, res := s.Delivery(), s.Result()
 	if res.OK() && res.Resp.Err == nil {
 		p.compare(l, d, res.Resp.Status)
+		if d.Req.Class == engine.ClassNewPayload && res.Resp.Status == engine.StatusValid && l.Role() != upstream.RoleRelay {
+			p.replay.prefer(d) // a bad first copy must not be what a healing EL is sent
+		}
 	}
 	if d.Req.Class != engine.ClassForkchoice || !res.OK() || res.Resp.Err != nil {
 		return
@@ -212,7 +215,7 @@ func (p *Proxy) compare(l *upstream.Lane, d *upstream.Delivery, status engine.St
 	} else if d.Req.Class != engine.ClassNewPayload {
 		return
 	}
-	dv := p.diverge.Observe(l.Name(), d.Req.Class, block, status)
+	dv := p.diverge.ObserveCopy(l.Name(), d.Req.Class, block, d.Copy, status)
 	if dv == nil {
 		return
 	}

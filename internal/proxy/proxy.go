@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"log/slog"
 	"mime"
@@ -75,6 +76,9 @@ type Hooks struct {
 	Lane upstream.Hooks
 	// OnDivergence is called once per block on which two ELs gave contradicting verdicts.
 	OnDivergence func(d divergence.Divergence)
+	// OnPayloadCopy is called for each newPayload whose bytes differ from an earlier copy
+	// of the same claimed block hash (it is sent to the ELs in its own right).
+	OnPayloadCopy func(bn string)
 }
 
 // Outcome is what the proxy did with one request. The values are metric label values.
@@ -105,8 +109,11 @@ type Proxy struct {
 	// enqMu makes each request's enqueue onto all lanes one step, so every lane sees
 	// requests in the same order and a block two beacon nodes send at once is queued once.
 	enqMu sync.Mutex
-	// payloads maps a newPayload block hash to its slot on each lane.
-	payloads *recent[engine.Hash, []*upstream.Slot]
+	// payloads maps a newPayload block hash to the copies sent, each with its slot on each
+	// lane (see copies.go); seed keys their fingerprints.
+	payloads *recent[engine.Hash, *blockCopies]
+	seed     maphash.Seed
+	copies   atomic.Uint64 // newPayloads whose bytes differed from an earlier copy
 	// verdicts maps a forkchoiceUpdated head to the answer the ELs gave the writer.
 	verdicts *recent[engine.Hash, engine.Response]
 	// builders maps a payloadId to the lanes whose EL issued it, primary first.
@@ -179,7 +186,8 @@ func New(cfg Config, clk clock.Clock, log *slog.Logger) (*Proxy, error) {
 		clk:      clk,
 		primary:  -1,
 		blocks:   beacon.NewBlockIndex(cfg.BlockIndexSize),
-		payloads: newRecent[engine.Hash, []*upstream.Slot](1024),
+		payloads: newRecent[engine.Hash, *blockCopies](1024),
+		seed:     maphash.MakeSeed(),
 		verdicts: newRecent[engine.Hash, engine.Response](256),
 		builders: newBuildBook(clk, payloadIDTTL(cfg)),
 		caps:     newCapabilities(clk, cfg.CapabilitiesRefresh, len(cfg.ELs)),
@@ -377,25 +385,39 @@ func (p *Proxy) newPayload(ctx context.Context, d *upstream.Delivery) ([]byte, O
 	p.blocks.Add(b.Hash, b.Number, b.Timestamp, b.Parent)
 	p.tracker.Observe(d.BN, beacon.Observation{PayloadTimestamp: b.Timestamp})
 
-	sent := false
+	d.Copy = copyPrint(p.seed, &d.Req)
+	sent, different := false, false
+	var slots []*upstream.Slot
 	p.enqMu.Lock()
-	slots := p.payloads.update(b.Hash, func(prev []*upstream.Slot, seen bool) []*upstream.Slot {
+	p.payloads.update(b.Hash, func(prev *blockCopies, seen bool) *blockCopies {
 		if !seen {
+			prev = &blockCopies{}
 			p.replay.add(d)
 		}
-		next := make([]*upstream.Slot, len(p.lanes))
+		var reuse []*upstream.Slot
+		reuse, different = prev.plan(d.Copy, len(p.lanes), needsResend)
+		slots = make([]*upstream.Slot, len(p.lanes))
 		for i, l := range p.lanes {
-			if seen && !needsResend(prev[i]) {
-				next[i] = prev[i]
+			if reuse[i] != nil {
+				slots[i] = reuse[i]
 				l.CountDeduplicated()
 				continue
 			}
-			next[i] = l.Enqueue(d)
+			slots[i] = l.Enqueue(d)
 			sent = true
 		}
-		return next
+		prev.record(d.Copy, slots)
+		return prev
 	})
 	p.enqMu.Unlock()
+	if different {
+		p.copies.Add(1)
+		p.log.Debug("a different copy of a block: sent to the execution clients in its own right",
+			"bn", d.BN, "block", b.Hash.String(), "number", b.Number)
+		if p.cfg.Hooks.OnPayloadCopy != nil {
+			p.cfg.Hooks.OnPayloadCopy(d.BN)
+		}
+	}
 
 	outcome := OutcomeForwarded
 	if !sent {
@@ -407,10 +429,14 @@ func (p *Proxy) newPayload(ctx context.Context, d *upstream.Delivery) ([]byte, O
 	return p.answer(ctx, d, slots, outcome)
 }
 
-// needsResend reports whether a lane should get a block again although it already had it:
-// the earlier send failed or was dropped, the EL refused that copy with a JSON-RPC error (a
-// malformed copy from one beacon node must not hide the good copy from another), or it could
-// not validate the block then (SYNCING). A block the lane shed, or refused while behind, is
+// PayloadCopies counts the newPayloads whose bytes differed from an earlier copy of the same
+// claimed block hash.
+func (p *Proxy) PayloadCopies() uint64 { return p.copies.Load() }
+
+// needsResend reports whether a lane should get the same bytes of a block again although it
+// already had them: the earlier send failed or was dropped, the EL refused them with a
+// JSON-RPC error, or it could not validate the block then (SYNCING). (Different bytes are
+// always sent: see copies.go.) A block the lane shed, or refused while behind, is
 // not sent again: the lane's heal sends it.
 func needsResend(s *upstream.Slot) bool {
 	if s == nil || !s.Completed() {

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"slices"
 	"sync"
 
 	"github.com/sync-proxy/sync-proxy/internal/engine"
@@ -50,6 +51,30 @@ func (r *replayRing) add(d *upstream.Delivery) {
 		r.bytes -= int64(cap(old.Body))
 		old.Release()
 	}
+}
+
+// prefer makes d the copy of its block that the ring replays, when the ring holds another
+// copy of the block (other bytes claiming the same hash): d was just found VALID, and the
+// copy kept first may be a bad one.
+func (r *replayRing) prefer(d *upstream.Delivery) {
+	if r.maxBytes <= 0 {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old, ok := r.byHash[d.Req.Block.Hash]
+	if !ok || old == d || old.Copy == d.Copy {
+		return
+	}
+	i := slices.Index(r.order, old)
+	if i < 0 {
+		return
+	}
+	d.Retain() // released when the ring forgets the block
+	r.order[i] = d
+	r.byHash[d.Req.Block.Hash] = d
+	r.bytes += int64(cap(d.Body)) - int64(cap(old.Body))
+	old.Release()
 }
 
 // setForkchoice keeps the writer's newest update. Payload attributes are stripped: a replay

@@ -38,6 +38,9 @@ type Delivery struct {
 	// HeadKnown is false when the proxy had not seen that block.
 	Head      Block
 	HeadKnown bool
+	// Copy is, for a newPayload, a fingerprint of its method and params: two copies of a
+	// block with the same Copy are the same bytes (0: not known).
+	Copy uint64
 	// Term is, for a forkchoiceUpdated, the writer term that sent it (the proxy raises it
 	// each time the writer changes); 0 for a beacon node that is not the writer. The head
 	// guard never refuses the term an EL follows (see headguard).
@@ -48,7 +51,7 @@ type Delivery struct {
 // with another body (what req describes), e.g. a forkchoiceUpdated without its attributes.
 func (d *Delivery) WithBody(body []byte, req engine.Request) *Delivery {
 	return &Delivery{Req: req, Body: body, BN: d.BN, Via: d.Via, Received: d.Received,
-		Head: d.Head, HeadKnown: d.HeadKnown, Seq: d.Seq, Term: d.Term}
+		Head: d.Head, HeadKnown: d.HeadKnown, Seq: d.Seq, Term: d.Term, Copy: d.Copy}
 }
 
 // Pool makes Body a pooled buffer: free gets it back once every holder has released it. The
