@@ -16,10 +16,10 @@ import (
 //  2. bn1 stops sending: bn2 takes over once bn1 has been silent for 3 s, every block is
 //     imported by every driven geth, and the heads lag by at most the silence timeout plus a
 //     slot;
-//  3. stale heads: the writer (bn2) follows every head update with one for the block before,
-//     and bn1 comes back like a restarting BN, sending old blocks and old heads. No geth's
-//     head may ever move back: checked by sampling each geth's head over its own JSON-RPC
-//     and by reading each geth's log.
+//  3. stale heads: bn1 comes back like a restarting BN, sending old blocks and old heads.
+//     They never reach a geth (bn1 is not the writer): no geth's head may ever move back,
+//     checked by sampling each geth's head over its own JSON-RPC and by reading each geth's
+//     log. (The writer's own re-orgs are forwarded: see the head guard in the README.)
 //
 // Finally a stale head sent straight to the builder proves both detectors see a real
 // regression.
@@ -111,33 +111,24 @@ func TestProxyWriterFailover(t *testing.T) {
 	requireNonce(t, chain, driver.Sent(), nodes...)
 	t.Logf("failover: bn2's head updates moved the ELs %v after bn1's last request; head updates of blocks %v were filtered while bn1 still held the role", takeover.Round(time.Millisecond), lagged)
 
-	// 3. Stale heads, from the writer and from a returning BN.
+	// 3. Stale heads from a returning BN.
 	var staleAnswers []string
 	for range phase3 {
 		b := next()
 		requireStatus(t, fmt.Sprintf("block %d forkchoiceUpdated from bn2", b.Number), send(ep2, "bn2", b), cldriver.StatusValid, cldriver.StatusSyncing)
-		// The writer itself names the block before (still above finalized, so geth would obey).
-		stale, err := driver.ForkchoiceUpdated(b.Number - 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		st := sendForkchoiceRequest(t, ep2, stale, cldriver.StringID(fmt.Sprintf("stale%d", b.Number-1)))
-		staleAnswers = append(staleAnswers, fmt.Sprintf("bn2 #%d→%s", b.Number-1, st.Status))
 		// bn1 restarts from an old head: an old block, then that block as head.
 		old := driver.Blocks()[b.Number-4]
 		requireStatus(t, fmt.Sprintf("old block %d newPayload from bn1", old.Number),
 			sendNewPayload(t, ep1, old, cldriver.NumberID(old.Number)), cldriver.StatusValid, cldriver.StatusSyncing)
-		st = sendForkchoice(t, ep1, old, cldriver.NumberID(1000+old.Number))
+		st := sendForkchoice(t, ep1, old, cldriver.NumberID(1000+old.Number))
 		staleAnswers = append(staleAnswers, fmt.Sprintf("bn1 #%d→%s", old.Number, st.Status))
 		waitHeadsEqual(t, b.Head(), nodes...)
 	}
 	t.Logf("answers to stale head updates: %s", strings.Join(staleAnswers, ", "))
 	final := proxy.mustStatus(t)
 	t.Logf("status: %s", final)
-	for _, el := range final.ELs {
-		if el.Drops["stale_head"] == 0 {
-			t.Errorf("el %s: no stale_head drops counted (%v)", el.Name, el.Drops)
-		}
+	if final.Writer != "bn2" {
+		t.Errorf("writer %q after bn1 came back with old heads, want bn2", final.Writer)
 	}
 	watch.Stop()
 	if back, samples := watch.Backwards(); len(back) > 0 {
