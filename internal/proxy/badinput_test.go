@@ -136,77 +136,72 @@ func withBodyLimit(n int64) rigOption { return func(c *Config) { c.MaxBodyBytes 
 
 // TestBadInputMatrix runs every bad request in mirror and direct mode.
 func TestBadInputMatrix(t *testing.T) {
-	for _, mode := range []struct {
-		name  string
-		roles []upstream.Role
-	}{{"mirror", mirror3}, {"direct", direct3}} {
-		t.Run(mode.name, func(t *testing.T) {
-			r := newRig(t, mode.roles, withBodyLimit(badInputLimit))
-			for _, tc := range badCases() {
-				t.Run(tc.name, func(t *testing.T) {
-					method := tc.method
-					if method == "" {
-						method = http.MethodPost
-					}
-					req, err := http.NewRequest(method, r.srv.URL+"/bn/bad", strings.NewReader(tc.body))
-					if err != nil {
-						t.Fatal(err)
-					}
-					switch tc.ctype {
-					case "":
-						req.Header.Set("Content-Type", "application/json")
-					case "-":
-					default:
-						req.Header.Set("Content-Type", tc.ctype)
-					}
-					start := time.Now()
-					resp, err := r.srv.Client().Do(req)
-					if err != nil {
-						t.Fatalf("do: %v", err)
-					}
-					body, err := io.ReadAll(resp.Body)
-					resp.Body.Close()
-					took := time.Since(start)
-					if err != nil {
-						t.Fatalf("read answer: %v", err)
-					}
-					want := tc.wantHTTP
-					if want == 0 {
-						want = http.StatusOK
-					}
-					if resp.StatusCode != want {
-						t.Fatalf("HTTP %d %q, want %d", resp.StatusCode, body, want)
-					}
-					if took > time.Second {
-						t.Errorf("answered after %v", took)
-					}
-					switch {
-					case method == http.MethodHead: // HTTP forbids a body; the status says it
-					case len(body) == 0:
-						t.Fatalf("HTTP %d with an empty body", resp.StatusCode)
-					case tc.wantCode != 0:
-						a := decode(t, body)
-						if a.Error == nil || a.Error.Code != tc.wantCode || a.Result != nil {
-							t.Fatalf("answer %s, want JSON-RPC error %d", body, tc.wantCode)
-						}
-						if got := rawID(t, body); got != tc.wantID {
-							t.Fatalf("answer id %s, want %s", got, tc.wantID)
-						}
-					}
-					if resp.StatusCode == http.StatusMethodNotAllowed && resp.Header.Get("Allow") != http.MethodPost {
-						t.Errorf("405 without Allow: POST")
-					}
-				})
-			}
-			if n := elRequests(r); n != 0 {
-				for _, el := range r.els {
-					t.Errorf("%s received %v", el.Name, el.Methods())
+	inBothModes(t, func(t *testing.T, roles []upstream.Role) {
+		r := newRig(t, roles, withBodyLimit(badInputLimit))
+		for _, tc := range badCases() {
+			t.Run(tc.name, func(t *testing.T) {
+				method := tc.method
+				if method == "" {
+					method = http.MethodPost
 				}
-				t.Fatalf("bad input reached the ELs: %d requests", n)
+				req, err := http.NewRequest(method, r.srv.URL+"/bn/bad", strings.NewReader(tc.body))
+				if err != nil {
+					t.Fatal(err)
+				}
+				switch tc.ctype {
+				case "":
+					req.Header.Set("Content-Type", "application/json")
+				case "-":
+				default:
+					req.Header.Set("Content-Type", tc.ctype)
+				}
+				start := time.Now()
+				resp, err := r.srv.Client().Do(req)
+				if err != nil {
+					t.Fatalf("do: %v", err)
+				}
+				body, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				took := time.Since(start)
+				if err != nil {
+					t.Fatalf("read answer: %v", err)
+				}
+				want := tc.wantHTTP
+				if want == 0 {
+					want = http.StatusOK
+				}
+				if resp.StatusCode != want {
+					t.Fatalf("HTTP %d %q, want %d", resp.StatusCode, body, want)
+				}
+				if took > time.Second {
+					t.Errorf("answered after %v", took)
+				}
+				switch {
+				case method == http.MethodHead: // HTTP forbids a body; the status says it
+				case len(body) == 0:
+					t.Fatalf("HTTP %d with an empty body", resp.StatusCode)
+				case tc.wantCode != 0:
+					a := decode(t, body)
+					if a.Error == nil || a.Error.Code != tc.wantCode || a.Result != nil {
+						t.Fatalf("answer %s, want JSON-RPC error %d", body, tc.wantCode)
+					}
+					if got := rawID(t, body); got != tc.wantID {
+						t.Fatalf("answer id %s, want %s", got, tc.wantID)
+					}
+				}
+				if resp.StatusCode == http.StatusMethodNotAllowed && resp.Header.Get("Allow") != http.MethodPost {
+					t.Errorf("405 without Allow: POST")
+				}
+			})
+		}
+		if n := elRequests(r); n != 0 {
+			for _, el := range r.els {
+				t.Errorf("%s received %v", el.Name, el.Methods())
 			}
-			requireStillServing(t, r)
-		})
-	}
+			t.Fatalf("bad input reached the ELs: %d requests", n)
+		}
+		requireStillServing(t, r)
+	})
 }
 
 // requireStillServing sends one good block and checks every EL gets it.
@@ -247,40 +242,35 @@ func TestBadInputIDs(t *testing.T) {
 		{"null", `null`, `null`},
 		{"missing", ``, `null`},
 	}
-	for _, mode := range []struct {
-		name  string
-		roles []upstream.Role
-	}{{"mirror", mirror3}, {"direct", direct3}} {
-		t.Run(mode.name, func(t *testing.T) {
-			r := newRig(t, mode.roles)
-			for i, id := range ids {
-				t.Run(id.name, func(t *testing.T) {
-					member := `"id":` + id.raw + `,`
-					if id.raw == "" {
-						member = ""
+	inBothModes(t, func(t *testing.T, roles []upstream.Role) {
+		r := newRig(t, roles)
+		for i, id := range ids {
+			t.Run(id.name, func(t *testing.T) {
+				member := `"id":` + id.raw + `,`
+				if id.raw == "" {
+					member = ""
+				}
+				with := func(b []byte) []byte {
+					return bytes.Replace(b, []byte(`"id":0,`), []byte(member), 1)
+				}
+				n := uint64(i + 1)
+				r.clk.Set(time.Unix(int64(blockTS(n)), 0))
+				for _, body := range [][]byte{
+					with(newPayloadBody(`0`, n)),
+					with(forkchoiceBody(`0`, n, false)),
+					with([]byte(`{"jsonrpc":"2.0","id":0,"method":"engine_newPayloadV3","params":[]}`)),
+				} {
+					code, ans := r.post("bn1", body)
+					if code != http.StatusOK {
+						t.Fatalf("HTTP %d %s", code, ans)
 					}
-					with := func(b []byte) []byte {
-						return bytes.Replace(b, []byte(`"id":0,`), []byte(member), 1)
+					if got := rawID(t, ans); got != id.want {
+						t.Fatalf("answer %s: id %s, want %s", ans, got, id.want)
 					}
-					n := uint64(i + 1)
-					r.clk.Set(time.Unix(int64(blockTS(n)), 0))
-					for _, body := range [][]byte{
-						with(newPayloadBody(`0`, n)),
-						with(forkchoiceBody(`0`, n, false)),
-						with([]byte(`{"jsonrpc":"2.0","id":0,"method":"engine_newPayloadV3","params":[]}`)),
-					} {
-						code, ans := r.post("bn1", body)
-						if code != http.StatusOK {
-							t.Fatalf("HTTP %d %s", code, ans)
-						}
-						if got := rawID(t, ans); got != id.want {
-							t.Fatalf("answer %s: id %s, want %s", ans, got, id.want)
-						}
-					}
-				})
-			}
-		})
-	}
+				}
+			})
+		}
+	})
 }
 
 // TestBadInputOtherMethods: methods the proxy does not route as writes. In mirror mode

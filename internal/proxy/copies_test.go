@@ -100,58 +100,53 @@ func badCopyBody(id string, n uint64) []byte {
 // another's good copy of the same claimed hash is still sent and answered VALID; later copies
 // of either reuse the answer their own bytes earned.
 func TestBadCopyDoesNotPoisonDedup(t *testing.T) {
-	for _, mode := range []struct {
-		name  string
-		roles []upstream.Role
-	}{{"mirror", mirror3}, {"direct", direct3}} {
-		t.Run(mode.name, func(t *testing.T) {
-			r := newRig(t, mode.roles)
-			for _, el := range r.els {
-				el.SetBadCopy([]byte(badMarker))
+	inBothModes(t, func(t *testing.T, roles []upstream.Role) {
+		r := newRig(t, roles)
+		for _, el := range r.els {
+			el.SetBadCopy([]byte(badMarker))
+		}
+		r.post("bn1", newPayloadBody(`"np1"`, 1))
+		r.post("bn1", forkchoiceBody(`"fcu1"`, 1, false))
+		r.waitIdle()
+		want := func(bn string, body []byte, status string) {
+			t.Helper()
+			_, ans := r.post(bn, body)
+			if !r.p.Direct() {
+				status = "SYNCING"
 			}
-			r.post("bn1", newPayloadBody(`"np1"`, 1))
-			r.post("bn1", forkchoiceBody(`"fcu1"`, 1, false))
-			r.waitIdle()
-			want := func(bn string, body []byte, status string) {
-				t.Helper()
-				_, ans := r.post(bn, body)
-				if !r.p.Direct() {
-					status = "SYNCING"
-				}
-				if s, _ := payloadStatus(t, ans); s != status {
-					t.Fatalf("%s: answered %s, want %s", bn, ans, status)
-				}
+			if s, _ := payloadStatus(t, ans); s != status {
+				t.Fatalf("%s: answered %s, want %s", bn, ans, status)
 			}
-			want("bn2", badCopyBody(`"bad"`, 2), "INVALID")
-			want("bn1", newPayloadBody(`"good"`, 2), "VALID")
-			r.waitIdle()
-			want("bn3", newPayloadBody(`"good-again"`, 2), "VALID")
-			want("bn4", badCopyBody(`"bad-again"`, 2), "INVALID")
-			r.waitIdle()
-			for _, el := range r.els {
-				var got []string
-				for _, rec := range el.Requests() {
-					if rec.Class == engine.ClassNewPayload && rec.Block.Hash == blockHash(2) {
-						got = append(got, rec.ID)
-					}
-				}
-				if fmt.Sprint(got) != `["bad" "good"]` {
-					t.Errorf("%s got copies %v of block 2, want the bad one and the good one once each", el.Name, got)
+		}
+		want("bn2", badCopyBody(`"bad"`, 2), "INVALID")
+		want("bn1", newPayloadBody(`"good"`, 2), "VALID")
+		r.waitIdle()
+		want("bn3", newPayloadBody(`"good-again"`, 2), "VALID")
+		want("bn4", badCopyBody(`"bad-again"`, 2), "INVALID")
+		r.waitIdle()
+		for _, el := range r.els {
+			var got []string
+			for _, rec := range el.Requests() {
+				if rec.Class == engine.ClassNewPayload && rec.Block.Hash == blockHash(2) {
+					got = append(got, rec.ID)
 				}
 			}
-			if n := r.p.PayloadCopies(); n != 1 {
-				t.Errorf("different copies counted %d, want 1", n)
+			if fmt.Sprint(got) != `["bad" "good"]` {
+				t.Errorf("%s got copies %v of block 2, want the bad one and the good one once each", el.Name, got)
 			}
-			if n := r.p.Divergence().Total(); n != 0 {
-				t.Errorf("%d divergences reported: a bad copy is not the ELs disagreeing", n)
-			}
-			r.p.replay.mu.Lock()
-			kept := r.p.replay.byHash[blockHash(2)]
-			keptBad := bytes.Contains(kept.Body, []byte(badMarker))
-			r.p.replay.mu.Unlock()
-			if keptBad {
-				t.Errorf("the replay ring keeps the bad copy of block 2")
-			}
-		})
-	}
+		}
+		if n := r.p.PayloadCopies(); n != 1 {
+			t.Errorf("different copies counted %d, want 1", n)
+		}
+		if n := r.p.Divergence().Total(); n != 0 {
+			t.Errorf("%d divergences reported: a bad copy is not the ELs disagreeing", n)
+		}
+		r.p.replay.mu.Lock()
+		kept := r.p.replay.byHash[blockHash(2)]
+		keptBad := bytes.Contains(kept.Body, []byte(badMarker))
+		r.p.replay.mu.Unlock()
+		if keptBad {
+			t.Errorf("the replay ring keeps the bad copy of block 2")
+		}
+	})
 }

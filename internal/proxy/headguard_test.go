@@ -28,57 +28,52 @@ func (r *rig) fcuIDs() [][]string {
 // its head: a re-org to an ancestor, back to the tip, a build on the parent of the head (a
 // proposer's re-org: the beacon node gets the EL's payloadId), the same build again.
 func TestWriterIsNeverRefused(t *testing.T) {
-	for _, mode := range []struct {
-		name  string
-		roles []upstream.Role
-	}{{"mirror", mirror3}, {"direct", direct3}} {
-		t.Run(mode.name, func(t *testing.T) {
-			r := newRig(t, mode.roles)
-			for n := uint64(1); n <= 3; n++ {
-				r.clk.Set(time.Unix(int64(blockTS(n)), 0))
-				r.post("bn1", newPayloadBody(fmt.Sprintf(`"np%d"`, n), n))
-				r.post("bn1", forkchoiceBody(fmt.Sprintf(`"fcu%d"`, n), n, false))
+	inBothModes(t, func(t *testing.T, roles []upstream.Role) {
+		r := newRig(t, roles)
+		for n := uint64(1); n <= 3; n++ {
+			r.clk.Set(time.Unix(int64(blockTS(n)), 0))
+			r.post("bn1", newPayloadBody(fmt.Sprintf(`"np%d"`, n), n))
+			r.post("bn1", forkchoiceBody(fmt.Sprintf(`"fcu%d"`, n), n, false))
+		}
+		r.clk.Set(time.Unix(int64(blockTS(4))-4, 0))
+		steps := []struct {
+			id    string
+			head  uint64
+			build bool
+		}{
+			{"reorg-to-1", 1, false},
+			{"back-to-3", 3, false},
+			{"build-on-2", 2, true}, // head 3 is late: the proposer builds on its parent
+			{"build-on-2-again", 2, true},
+		}
+		for _, s := range steps {
+			r.waitIdle() // one at a time: none of them is superseded in a queue
+			_, ans := r.post("bn1", forkchoiceBody(`"`+s.id+`"`, s.head, s.build))
+			status, pid := payloadStatus(t, ans)
+			want := "VALID"
+			if !r.p.Direct() {
+				want = "SYNCING"
 			}
-			r.clk.Set(time.Unix(int64(blockTS(4))-4, 0))
-			steps := []struct {
-				id    string
-				head  uint64
-				build bool
-			}{
-				{"reorg-to-1", 1, false},
-				{"back-to-3", 3, false},
-				{"build-on-2", 2, true}, // head 3 is late: the proposer builds on its parent
-				{"build-on-2-again", 2, true},
+			if status != want {
+				t.Fatalf("%s: answered %s, want %s", s.id, ans, want)
 			}
-			for _, s := range steps {
-				r.waitIdle() // one at a time: none of them is superseded in a queue
-				_, ans := r.post("bn1", forkchoiceBody(`"`+s.id+`"`, s.head, s.build))
-				status, pid := payloadStatus(t, ans)
-				want := "VALID"
-				if !r.p.Direct() {
-					want = "SYNCING"
-				}
-				if status != want {
-					t.Fatalf("%s: answered %s, want %s", s.id, ans, want)
-				}
-				if r.p.Direct() && s.build && (pid == nil || *pid == "") {
-					t.Fatalf("%s: no payloadId in %s", s.id, ans)
-				}
+			if r.p.Direct() && s.build && (pid == nil || *pid == "") {
+				t.Fatalf("%s: no payloadId in %s", s.id, ans)
 			}
-			r.waitIdle()
-			want := []string{"fcu1", "fcu2", "fcu3", "reorg-to-1", "back-to-3", "build-on-2", "build-on-2-again"}
-			for i, got := range r.fcuIDs() {
-				if !slices.Equal(got, want) {
-					t.Errorf("%s got %v, want %v", r.els[i].Name, got, want)
-				}
+		}
+		r.waitIdle()
+		want := []string{"fcu1", "fcu2", "fcu3", "reorg-to-1", "back-to-3", "build-on-2", "build-on-2-again"}
+		for i, got := range r.fcuIDs() {
+			if !slices.Equal(got, want) {
+				t.Errorf("%s got %v, want %v", r.els[i].Name, got, want)
 			}
-			for _, l := range r.p.Lanes() {
-				if n := l.Stats().Drops[upstream.DropStaleHead]; n != 0 {
-					t.Errorf("%s dropped %d stale heads from the writer", l.Name(), n)
-				}
+		}
+		for _, l := range r.p.Lanes() {
+			if n := l.Stats().Drops[upstream.DropStaleHead]; n != 0 {
+				t.Errorf("%s dropped %d stale heads from the writer", l.Name(), n)
 			}
-		})
-	}
+		}
+	})
 }
 
 // TestTooDeepReorgPassesThrough: an EL's -38006 (too deep re-org) reaches the writer

@@ -198,3 +198,15 @@ func mustPrefixes(ss ...string) []netip.Prefix {
 	}
 	return out
 }
+
+// inBothModes runs f as the subtests "mirror" (three followers) and "direct" (the first EL
+// primary, two followers).
+func inBothModes(t *testing.T, f func(t *testing.T, roles []upstream.Role)) {
+	t.Helper()
+	for _, m := range []struct {
+		name  string
+		roles []upstream.Role
+	}{{"mirror", mirror3}, {"direct", direct3}} {
+		t.Run(m.name, func(t *testing.T) { f(t, m.roles) })
+	}
+}

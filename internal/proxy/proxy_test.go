@@ -25,68 +25,63 @@ var (
 // nodes reach each of 3 ELs in order, each block once per EL, and only the writer's
 // forkchoiceUpdated reaches any EL.
 func TestOrderedFanOut(t *testing.T) {
-	for _, mode := range []struct {
-		name  string
-		roles []upstream.Role
-	}{{"mirror", mirror3}, {"direct", direct3}} {
-		t.Run(mode.name, func(t *testing.T) {
-			r := newRig(t, mode.roles)
-			const blocks = 1000
-			// bn0 speaks first, so it is elected; then the three race on every block, as beacon
-			// nodes do: each slot all of them send the slot's block, in whatever order.
-			r.post("bn0", newPayloadBody(`"bn0-np-0"`, 1))
-			for n := uint64(1); n <= blocks; n++ {
-				r.clk.Set(time.Unix(int64(blockTS(n))+1, 0))
-				concurrently(3, func(i int) {
-					bn := fmt.Sprintf("bn%d", i)
-					if code, body := r.post(bn, newPayloadBody(fmt.Sprintf(`"%s-np-%d"`, bn, n), n)); code != 200 {
-						t.Errorf("%s newPayload %d: HTTP %d %s", bn, n, code, body)
-					}
-					if code, body := r.post(bn, forkchoiceBody(fmt.Sprintf(`"%s-fcu-%d"`, bn, n), n, false)); code != 200 {
-						t.Errorf("%s forkchoiceUpdated %d: HTTP %d %s", bn, n, code, body)
-					}
-				})
-			}
-			r.waitIdle()
-			if w, _ := r.p.Tracker().Writer(); w != "bn0" {
-				t.Fatalf("writer = %q, want bn0", w)
-			}
-			for _, el := range r.els {
-				var blocksSeen []uint64
-				lastHead := uint64(0)
-				seen := map[engine.Hash]bool{}
-				for _, rec := range el.Requests() {
-					switch rec.Class {
-					case engine.ClassNewPayload:
-						if seen[rec.Block.Hash] {
-							t.Fatalf("%s got block %d twice", el.Name, rec.Block.Number)
-						}
-						seen[rec.Block.Hash] = true
-						blocksSeen = append(blocksSeen, rec.Block.Number)
-					case engine.ClassForkchoice:
-						if !strings.HasPrefix(rec.ID, `"bn0-`) {
-							t.Fatalf("%s got a forkchoiceUpdated from a beacon node that is not the writer: id %s", el.Name, rec.ID)
-						}
-						var n uint64
-						fmt.Sscanf(strings.Trim(rec.ID, `"`), "bn0-fcu-%d", &n)
-						if n < lastHead {
-							t.Fatalf("%s: forkchoiceUpdated head %d after head %d", el.Name, n, lastHead)
-						}
-						if !seen[rec.Head] {
-							t.Fatalf("%s: forkchoiceUpdated head %d before its newPayload", el.Name, n)
-						}
-						lastHead = n
-					}
+	inBothModes(t, func(t *testing.T, roles []upstream.Role) {
+		r := newRig(t, roles)
+		const blocks = 1000
+		// bn0 speaks first, so it is elected; then the three race on every block, as beacon
+		// nodes do: each slot all of them send the slot's block, in whatever order.
+		r.post("bn0", newPayloadBody(`"bn0-np-0"`, 1))
+		for n := uint64(1); n <= blocks; n++ {
+			r.clk.Set(time.Unix(int64(blockTS(n))+1, 0))
+			concurrently(3, func(i int) {
+				bn := fmt.Sprintf("bn%d", i)
+				if code, body := r.post(bn, newPayloadBody(fmt.Sprintf(`"%s-np-%d"`, bn, n), n)); code != 200 {
+					t.Errorf("%s newPayload %d: HTTP %d %s", bn, n, code, body)
 				}
-				if len(blocksSeen) != blocks || !slices.IsSorted(blocksSeen) {
-					t.Fatalf("%s got %d blocks (want %d, in order; sorted=%v)", el.Name, len(blocksSeen), blocks, slices.IsSorted(blocksSeen))
+				if code, body := r.post(bn, forkchoiceBody(fmt.Sprintf(`"%s-fcu-%d"`, bn, n), n, false)); code != 200 {
+					t.Errorf("%s forkchoiceUpdated %d: HTTP %d %s", bn, n, code, body)
 				}
-				if lastHead != blocks {
-					t.Fatalf("%s: last head %d, want %d", el.Name, lastHead, blocks)
+			})
+		}
+		r.waitIdle()
+		if w, _ := r.p.Tracker().Writer(); w != "bn0" {
+			t.Fatalf("writer = %q, want bn0", w)
+		}
+		for _, el := range r.els {
+			var blocksSeen []uint64
+			lastHead := uint64(0)
+			seen := map[engine.Hash]bool{}
+			for _, rec := range el.Requests() {
+				switch rec.Class {
+				case engine.ClassNewPayload:
+					if seen[rec.Block.Hash] {
+						t.Fatalf("%s got block %d twice", el.Name, rec.Block.Number)
+					}
+					seen[rec.Block.Hash] = true
+					blocksSeen = append(blocksSeen, rec.Block.Number)
+				case engine.ClassForkchoice:
+					if !strings.HasPrefix(rec.ID, `"bn0-`) {
+						t.Fatalf("%s got a forkchoiceUpdated from a beacon node that is not the writer: id %s", el.Name, rec.ID)
+					}
+					var n uint64
+					fmt.Sscanf(strings.Trim(rec.ID, `"`), "bn0-fcu-%d", &n)
+					if n < lastHead {
+						t.Fatalf("%s: forkchoiceUpdated head %d after head %d", el.Name, n, lastHead)
+					}
+					if !seen[rec.Head] {
+						t.Fatalf("%s: forkchoiceUpdated head %d before its newPayload", el.Name, n)
+					}
+					lastHead = n
 				}
 			}
-		})
-	}
+			if len(blocksSeen) != blocks || !slices.IsSorted(blocksSeen) {
+				t.Fatalf("%s got %d blocks (want %d, in order; sorted=%v)", el.Name, len(blocksSeen), blocks, slices.IsSorted(blocksSeen))
+			}
+			if lastHead != blocks {
+				t.Fatalf("%s: last head %d, want %d", el.Name, lastHead, blocks)
+			}
+		}
+	})
 }
 
 // TestFollowersAddNoLatency: with one follower that never answers and one that answers after
