@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"hash/maphash"
+	"sync/atomic"
 
 	"github.com/sync-proxy/sync-proxy/internal/engine"
 	"github.com/sync-proxy/sync-proxy/internal/upstream"
@@ -17,14 +18,20 @@ import (
 // (the id and the whitespace around the params aside), and a copy whose fingerprint differs
 // is sent to every EL in its own right and answered from its own results. No beacon node is
 // answered INVALID for bytes it did not send.
+//
+// The fingerprint is a second pass over the body (about twice what engine.Inspect costs), so
+// a block that arrives once, as in a range-syncing beacon node's burst, is never
+// fingerprinted: the first copy's fingerprint is taken when a second copy arrives, from the
+// copy the recent blocks (replayRing) hold. Only when there is no ring is the first copy
+// fingerprinted at once. A first copy that can no longer be fingerprinted (the ring has
+// forgotten it) cannot be matched: a later copy is then sent again, which is safe.
 
 // maxCopies bounds the different copies of one block hash whose answers are kept for reuse;
 // beyond it, the oldest but the first is forgotten (a copy not kept is sent again).
 const maxCopies = 4
 
 // copyPrint fingerprints a newPayload's bytes: its method and params. seed is the proxy's
-// own, so no one can make two different copies collide on purpose. Never 0 (which
-// divergence reads as "the only copy").
+// own, so no one can make two different copies collide on purpose. Never 0 (not known).
 func copyPrint(seed maphash.Seed, req *engine.Request) uint64 {
 	var h maphash.Hash
 	h.SetSeed(seed)
@@ -35,9 +42,11 @@ func copyPrint(seed maphash.Seed, req *engine.Request) uint64 {
 }
 
 // blockCopies is what the proxy sent for one claimed block hash: each different copy, the
-// first one first, with its slot on each lane.
+// first one first, with its slot on each lane. Its copies are guarded by the proxy's enqMu.
 type blockCopies struct {
-	copies []blockCopy
+	firstSeq uint64        // Delivery.Seq of the first copy; never changes
+	firstFP  atomic.Uint64 // the first copy's fingerprint, 0 until a later copy needed it
+	copies   []blockCopy   // copies[0] is the first copy (its fp is firstFP)
 }
 
 type blockCopy struct {
@@ -45,31 +54,29 @@ type blockCopy struct {
 	slots []*upstream.Slot
 }
 
-// plan decides, for a copy with fingerprint fp arriving for a block hash that has the
-// copies b (nil: the first), on which lanes it must be sent (send[i]) and which slots it
-// may reuse instead (reuse[i], nil where it is sent). resend reports whether a lane's earlier
-// slot for the same bytes must be sent again (see needsResend). different is true for a
-// copy whose bytes no earlier copy had.
-func (b *blockCopies) plan(fp uint64, lanes int, resend func(*upstream.Slot) bool) (reuse []*upstream.Slot, different bool) {
+// plan decides, for a later copy with fingerprint fp, which slots it may reuse (reuse[i]
+// for lane i; nil where it must be sent). i is the copy it matches (-1: none). different
+// is true for a copy whose bytes differ from every known copy, the first included; a copy
+// that matches none while the first copy's fingerprint is unknown is sent, but is not
+// known to differ. resend reports whether a lane's earlier slot for the same bytes must be
+// sent again (see needsResend).
+func (b *blockCopies) plan(fp uint64, lanes int, resend func(*upstream.Slot) bool) (i int, reuse []*upstream.Slot, different bool) {
 	reuse = make([]*upstream.Slot, lanes)
-	if b == nil || len(b.copies) == 0 {
-		return reuse, false
-	}
-	i := b.find(fp)
+	i = b.find(fp)
 	if i < 0 {
-		return reuse, true
+		return i, reuse, b.firstFP.Load() != 0
 	}
 	for l, s := range b.copies[i].slots {
 		if l < lanes && s != nil && !resend(s) {
 			reuse[l] = s
 		}
 	}
-	return reuse, false
+	return i, reuse, false
 }
 
-// record keeps slots as the copy fp's (replacing what it had).
-func (b *blockCopies) record(fp uint64, slots []*upstream.Slot) {
-	if i := b.find(fp); i >= 0 {
+// record keeps slots as copy i's, or, for i < 0, as a new copy with fingerprint fp.
+func (b *blockCopies) record(i int, fp uint64, slots []*upstream.Slot) {
+	if i >= 0 {
 		b.copies[i].slots = slots
 		return
 	}
@@ -81,9 +88,13 @@ func (b *blockCopies) record(fp uint64, slots []*upstream.Slot) {
 	b.copies = append(b.copies, blockCopy{fp: fp, slots: slots})
 }
 
+// find returns the index of the copy with fingerprint fp, or -1.
 func (b *blockCopies) find(fp uint64) int {
 	for i, c := range b.copies {
-		if c.fp == fp {
+		if i == 0 {
+			c.fp = b.firstFP.Load()
+		}
+		if c.fp == fp && fp != 0 {
 			return i
 		}
 	}

@@ -7,50 +7,54 @@ import (
 	"testing"
 
 	"github.com/sync-proxy/sync-proxy/internal/engine"
+	"github.com/sync-proxy/sync-proxy/internal/fakeel"
+	"github.com/sync-proxy/sync-proxy/internal/loadgen"
 	"github.com/sync-proxy/sync-proxy/internal/upstream"
 )
 
-// TestBlockCopiesPlan: an answer is reused only for the same bytes.
+// TestBlockCopiesPlan: an answer is reused only for the same bytes; a copy that matches
+// nothing is known to differ only once the first copy's fingerprint is known.
 func TestBlockCopiesPlan(t *testing.T) {
-	a0, a1 := &upstream.Slot{}, &upstream.Slot{} // copy A's slots on lanes 0 and 1
+	a0, a1 := &upstream.Slot{}, &upstream.Slot{} // the first copy's slots on lanes 0 and 1
 	b0, b1 := &upstream.Slot{}, &upstream.Slot{}
-	failed := map[*upstream.Slot]bool{a1: true} // lane 1 failed to deliver copy A
+	failed := map[*upstream.Slot]bool{a1: true} // lane 1 failed to deliver the first copy
 	resend := func(s *upstream.Slot) bool { return failed[s] }
 	const A, B, C = 0xa1, 0xb1, 0xc1
 
-	var none *blockCopies
-	if reuse, diff := none.plan(A, 2, resend); diff || reuse[0] != nil || reuse[1] != nil {
-		t.Fatalf("first copy: reuse %v, different %v; want every lane sent", reuse, diff)
-	}
 	b := &blockCopies{}
-	b.record(A, []*upstream.Slot{a0, a1})
+	b.record(-1, 0, []*upstream.Slot{a0, a1}) // the first copy, not fingerprinted
+	if i, reuse, diff := b.plan(A, 2, resend); i != -1 || diff || reuse[0] != nil || reuse[1] != nil {
+		t.Fatalf("first copy unknown: match %d, reuse %v, different %v; want sent everywhere, not known to differ", i, reuse, diff)
+	}
+	b.firstFP.Store(A) // a later copy had it fingerprinted
 	cases := []struct {
-		name     string
-		fp       uint64
-		wantDiff bool
-		want     []*upstream.Slot
+		name      string
+		fp        uint64
+		wantMatch int
+		wantDiff  bool
+		want      []*upstream.Slot
 	}{
-		{"the same bytes reuse each lane's answer, except where it must be sent again", A, false, []*upstream.Slot{a0, nil}},
-		{"other bytes are sent everywhere, whatever the first copy earned", B, true, []*upstream.Slot{nil, nil}},
+		{"the same bytes reuse each lane's answer, except where it must be sent again", A, 0, false, []*upstream.Slot{a0, nil}},
+		{"other bytes are sent everywhere, whatever the first copy earned", B, -1, true, []*upstream.Slot{nil, nil}},
 	}
 	for _, tc := range cases {
-		reuse, diff := b.plan(tc.fp, 2, resend)
-		if diff != tc.wantDiff || reuse[0] != tc.want[0] || reuse[1] != tc.want[1] {
-			t.Errorf("%s: reuse %v, different %v; want %v, %v", tc.name, reuse, diff, tc.want, tc.wantDiff)
+		i, reuse, diff := b.plan(tc.fp, 2, resend)
+		if i != tc.wantMatch || diff != tc.wantDiff || reuse[0] != tc.want[0] || reuse[1] != tc.want[1] {
+			t.Errorf("%s: match %d, reuse %v, different %v; want %d, %v, %v", tc.name, i, reuse, diff, tc.wantMatch, tc.want, tc.wantDiff)
 		}
 	}
-	b.record(B, []*upstream.Slot{b0, b1})
-	if reuse, diff := b.plan(B, 2, resend); diff || reuse[0] != b0 || reuse[1] != b1 {
-		t.Errorf("second copy again: reuse %v, different %v", reuse, diff)
+	b.record(-1, B, []*upstream.Slot{b0, b1})
+	if i, reuse, diff := b.plan(B, 2, resend); i != 1 || diff || reuse[0] != b0 || reuse[1] != b1 {
+		t.Errorf("second copy again: match %d, reuse %v, different %v", i, reuse, diff)
 	}
 	// A bounded number of copies; the first stays.
 	for i := range maxCopies + 2 {
-		b.record(C+uint64(i)<<8, []*upstream.Slot{nil, nil})
+		b.record(-1, C+uint64(i)<<8, []*upstream.Slot{nil, nil})
 	}
-	if len(b.copies) != maxCopies || b.copies[0].fp != A {
-		t.Errorf("%d copies, first %x; want %d, first %x", len(b.copies), b.copies[0].fp, maxCopies, A)
+	if len(b.copies) != maxCopies || b.find(A) != 0 {
+		t.Errorf("%d copies, first copy at %d; want %d, at 0", len(b.copies), b.find(A), maxCopies)
 	}
-	if _, diff := b.plan(B, 2, resend); !diff {
+	if _, _, diff := b.plan(B, 2, resend); !diff {
 		t.Errorf("a forgotten copy must be sent again")
 	}
 }
@@ -100,8 +104,14 @@ func badCopyBody(id string, n uint64) []byte {
 // another's good copy of the same claimed hash is still sent and answered VALID; later copies
 // of either reuse the answer their own bytes earned.
 func TestBadCopyDoesNotPoisonDedup(t *testing.T) {
+	for _, ring := range []int64{0, -1} { // the default ring, and none
+		t.Run(fmt.Sprintf("replay-bytes=%d", ring), func(t *testing.T) { badCopyCase(t, ring) })
+	}
+}
+
+func badCopyCase(t *testing.T, ring int64) {
 	inBothModes(t, func(t *testing.T, roles []upstream.Role) {
-		r := newRig(t, roles)
+		r := newRig(t, roles, func(c *Config) { c.ReplayBytes = ring })
 		for _, el := range r.els {
 			el.SetBadCopy([]byte(badMarker))
 		}
@@ -125,13 +135,7 @@ func TestBadCopyDoesNotPoisonDedup(t *testing.T) {
 		want("bn4", badCopyBody(`"bad-again"`, 2), "INVALID")
 		r.waitIdle()
 		for _, el := range r.els {
-			var got []string
-			for _, rec := range el.Requests() {
-				if rec.Class == engine.ClassNewPayload && rec.Block.Hash == blockHash(2) {
-					got = append(got, rec.ID)
-				}
-			}
-			if fmt.Sprint(got) != `["bad" "good"]` {
+			if got := newPayloadIDs(el); fmt.Sprint(got) != `["np1" "bad" "good"]` {
 				t.Errorf("%s got copies %v of block 2, want the bad one and the good one once each", el.Name, got)
 			}
 		}
@@ -141,12 +145,113 @@ func TestBadCopyDoesNotPoisonDedup(t *testing.T) {
 		if n := r.p.Divergence().Total(); n != 0 {
 			t.Errorf("%d divergences reported: a bad copy is not the ELs disagreeing", n)
 		}
+		if ring < 0 {
+			return
+		}
 		r.p.replay.mu.Lock()
 		kept := r.p.replay.byHash[blockHash(2)]
-		keptBad := bytes.Contains(kept.Body, []byte(badMarker))
+		keptBad := kept == nil || bytes.Contains(kept.Body, []byte(badMarker))
 		r.p.replay.mu.Unlock()
 		if keptBad {
-			t.Errorf("the replay ring keeps the bad copy of block 2")
+			t.Errorf("the replay ring keeps the bad copy of block 2, or none")
 		}
 	})
+}
+
+// TestSingleCopyIsNotFingerprinted: a block that arrives once (a burst from one beacon node)
+// costs no fingerprint; its second copy has the first fingerprinted from the recent blocks
+// and reuses its answer.
+func TestSingleCopyIsNotFingerprinted(t *testing.T) {
+	r := newRig(t, direct3)
+	r.post("bn1", newPayloadBody(`"np1"`, 1))
+	b, _ := r.p.payloads.get(blockHash(1))
+	if fp := b.firstFP.Load(); fp != 0 {
+		t.Fatalf("a block that arrived once was fingerprinted (%x)", fp)
+	}
+	r.waitIdle()
+	_, ans := r.post("bn2", newPayloadBody(`"np1-bn2"`, 1))
+	if s, _ := payloadStatus(t, ans); s != "VALID" {
+		t.Fatalf("second copy answered %s", ans)
+	}
+	if b.firstFP.Load() == 0 {
+		t.Fatalf("the second copy did not fingerprint the first")
+	}
+	r.waitIdle()
+	for _, el := range r.els {
+		if got := newPayloadIDs(el); fmt.Sprint(got) != `["np1"]` {
+			t.Errorf("%s got newPayloads %v, want block 1 once", el.Name, got)
+		}
+	}
+	if n := r.p.PayloadCopies(); n != 0 {
+		t.Errorf("different copies counted %d, want 0", n)
+	}
+}
+
+// TestForgottenFirstCopyIsSentAgain: when the recent blocks no longer hold the first copy,
+// a later copy cannot be compared with it: it is sent again (safe), and not counted as
+// different.
+func TestForgottenFirstCopyIsSentAgain(t *testing.T) {
+	r := newRig(t, direct3, func(c *Config) { c.ReplayBytes = 1 }) // the ring keeps the newest block only
+	r.post("bn1", newPayloadBody(`"np2"`, 2))
+	r.post("bn1", newPayloadBody(`"np3"`, 3))
+	r.waitIdle()
+	_, ans := r.post("bn2", newPayloadBody(`"np2-bn2"`, 2))
+	if s, _ := payloadStatus(t, ans); s != "VALID" {
+		t.Fatalf("later copy answered %s", ans)
+	}
+	r.waitIdle()
+	for _, el := range r.els {
+		if got := newPayloadIDs(el); fmt.Sprint(got) != `["np2" "np3" "np2-bn2"]` {
+			t.Errorf("%s got newPayloads %v", el.Name, got)
+		}
+	}
+	if n := r.p.PayloadCopies(); n != 0 {
+		t.Errorf("different copies counted %d, want 0: the bytes were never compared", n)
+	}
+}
+
+// BenchmarkCopyPrint measures the fingerprint every newPayload gets on the request path, next
+// to engine.Inspect of the same body (run both: go test -bench 'CopyPrint|Inspect300').
+func BenchmarkCopyPrint(b *testing.B) {
+	for _, shape := range []string{"np-300KB", "np-2MB"} {
+		s, err := loadgen.ShapeByName(shape)
+		if err != nil {
+			b.Fatal(err)
+		}
+		tpl, err := loadgen.NewTemplate(s, 1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		body := tpl.Clone()
+		req, err := engine.Inspect(body)
+		if err != nil {
+			b.Fatal(err)
+		}
+		seed := maphash.MakeSeed()
+		b.Run(shape+"/fingerprint", func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				copyPrint(seed, &req)
+			}
+		})
+		b.Run(shape+"/inspect", func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				if _, err := engine.Inspect(body); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// newPayloadIDs lists the ids of the newPayloads el got, in order.
+func newPayloadIDs(el *fakeel.EL) []string {
+	var ids []string
+	for _, rec := range el.Requests() {
+		if rec.Class == engine.ClassNewPayload {
+			ids = append(ids, rec.ID)
+		}
+	}
+	return ids
 }

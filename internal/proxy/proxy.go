@@ -385,38 +385,61 @@ func (p *Proxy) newPayload(ctx context.Context, d *upstream.Delivery) ([]byte, O
 	p.blocks.Add(b.Hash, b.Number, b.Timestamp, b.Parent)
 	p.tracker.Observe(d.BN, beacon.Observation{PayloadTimestamp: b.Timestamp})
 
-	d.Copy = copyPrint(p.seed, &d.Req)
-	sent, different := false, false
+	// Only a later copy of a block is fingerprinted (see copies.go). The look is taken
+	// before the lock; a copy that races the first one is fingerprinted under it.
+	var fp uint64
+	if prev, seen := p.payloads.get(b.Hash); seen {
+		fp = copyPrint(p.seed, &d.Req)
+		p.printFirst(b.Hash, prev)
+	}
+	sent, different, unmatched := false, false, false
 	var slots []*upstream.Slot
 	p.enqMu.Lock()
 	p.payloads.update(b.Hash, func(prev *blockCopies, seen bool) *blockCopies {
-		if !seen {
-			prev = &blockCopies{}
-			p.replay.add(d)
-		}
-		var reuse []*upstream.Slot
-		reuse, different = prev.plan(d.Copy, len(p.lanes), needsResend)
 		slots = make([]*upstream.Slot, len(p.lanes))
-		for i, l := range p.lanes {
-			if reuse[i] != nil {
-				slots[i] = reuse[i]
+		i := -1
+		var reuse []*upstream.Slot
+		if !seen {
+			prev = &blockCopies{firstSeq: d.Seq}
+			if p.cfg.ReplayBytes <= 0 { // no ring to fingerprint it from later
+				prev.firstFP.Store(copyPrint(p.seed, &d.Req))
+			}
+			p.replay.add(d)
+		} else {
+			if fp == 0 {
+				fp = copyPrint(p.seed, &d.Req)
+				p.printFirst(b.Hash, prev)
+			}
+			i, reuse, different = prev.plan(fp, len(p.lanes), needsResend)
+			unmatched = i < 0 && !different
+			if i != 0 {
+				d.Copy = fp // the first copy, and those with its bytes, are copy 0
+			}
+		}
+		for li, l := range p.lanes {
+			if reuse != nil && reuse[li] != nil {
+				slots[li] = reuse[li]
 				l.CountDeduplicated()
 				continue
 			}
-			slots[i] = l.Enqueue(d)
+			slots[li] = l.Enqueue(d)
 			sent = true
 		}
-		prev.record(d.Copy, slots)
+		prev.record(i, fp, slots)
 		return prev
 	})
 	p.enqMu.Unlock()
-	if different {
+	switch {
+	case different:
 		p.copies.Add(1)
 		p.log.Debug("a different copy of a block: sent to the execution clients in its own right",
 			"bn", d.BN, "block", b.Hash.String(), "number", b.Number)
 		if p.cfg.Hooks.OnPayloadCopy != nil {
 			p.cfg.Hooks.OnPayloadCopy(d.BN)
 		}
+	case unmatched:
+		p.log.Debug("a later copy of a block the recent blocks no longer hold: sent again, it cannot be compared",
+			"bn", d.BN, "block", b.Hash.String(), "number", b.Number)
 	}
 
 	outcome := OutcomeForwarded
@@ -427,6 +450,16 @@ func (p *Proxy) newPayload(ctx context.Context, d *upstream.Delivery) ([]byte, O
 		return engine.SyncingPayloadStatus(d.Req.ID), outcome
 	}
 	return p.answer(ctx, d, slots, outcome)
+}
+
+// printFirst fingerprints the first copy of block h from the recent blocks, once.
+func (p *Proxy) printFirst(h engine.Hash, b *blockCopies) {
+	if b.firstFP.Load() != 0 {
+		return
+	}
+	if fp, ok := p.replay.printOf(h, b.firstSeq, p.seed); ok {
+		b.firstFP.CompareAndSwap(0, fp)
+	}
 }
 
 // PayloadCopies counts the newPayloads whose bytes differed from an earlier copy of the same

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"hash/maphash"
 	"slices"
 	"sync"
 
@@ -75,6 +76,23 @@ func (r *replayRing) prefer(d *upstream.Delivery) {
 	r.byHash[d.Req.Block.Hash] = d
 	r.bytes += int64(cap(d.Body)) - int64(cap(old.Body))
 	old.Release()
+}
+
+// printOf fingerprints the copy of block h that the ring holds when it is the delivery
+// numbered seq (see copies.go); false when the ring does not hold that copy.
+func (r *replayRing) printOf(h engine.Hash, seq uint64, seed maphash.Seed) (uint64, bool) {
+	r.mu.Lock()
+	d, ok := r.byHash[h]
+	ok = ok && d.Seq == seq
+	if ok {
+		d.Retain() // the hash is taken outside the lock
+	}
+	r.mu.Unlock()
+	if !ok {
+		return 0, false
+	}
+	defer d.Release()
+	return copyPrint(seed, &d.Req), true
 }
 
 // setForkchoice keeps the writer's newest update. Payload attributes are stripped: a replay
