@@ -57,6 +57,20 @@ func delivery(t *testing.T, body []byte) *Delivery {
 	return &Delivery{Req: req, Body: body, BN: "bn1", Received: time.Now()}
 }
 
+// budgetOf is a one-lane backlog budget that holds exactly the bodies of ds.
+func budgetOf(t *testing.T, ds ...*Delivery) *backlog.Budget {
+	t.Helper()
+	var n int64
+	for _, d := range ds {
+		n += int64(cap(d.Body))
+	}
+	bl, err := backlog.New(n, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bl
+}
+
 // startLane runs a lane to el until the test ends.
 func startLane(t *testing.T, cfg Config) *Lane {
 	t.Helper()
@@ -134,14 +148,8 @@ func TestLaneCoalescesAndDrops(t *testing.T) {
 	first, a, b, c := npDelivery(t, 1), fcuDelivery(t, "a", 1, false), fcuDelivery(t, "b", 1, true), fcuDelivery(t, "c", 1, false)
 	d2, d3, d4 := npDelivery(t, 2), npDelivery(t, 3), npDelivery(t, 4)
 	// The budget holds what stays queued (a is gone once c supersedes it), not block 4.
-	var budget int64
-	for _, d := range []*Delivery{first, b, c, d2, d3} {
-		budget += int64(cap(d.Body))
-	}
-	bl, err := backlog.New(budget, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	bl := budgetOf(t, first, b, c, d2, d3)
+	budget := bl.Limit()
 	clk := clock.NewManual(time.Unix(1000+12*2, 0)) // block 2's slot: b's build (slot 2) is current
 	l := startLane(t, Config{Name: "el", URL: el.URL(), Backlog: bl, Clock: clk, Hooks: Hooks{OnDrop: func(_ *Lane, _ *Delivery, r DropReason) {
 		mu.Lock()
@@ -502,11 +510,8 @@ func TestLaneWarnsOnceWithCounts(t *testing.T) {
 		blocks[n] = npDelivery(t, n)
 	}
 	// The budget holds blocks 2 and 3 queued behind block 1 in flight.
-	budget := int64(cap(blocks[1].Body) + cap(blocks[2].Body) + cap(blocks[3].Body))
-	bl, err := backlog.New(budget, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	bl := budgetOf(t, blocks[1], blocks[2], blocks[3])
+	budget := bl.Limit()
 	var logs logBuffer
 	l, err := New(Config{Name: "el", URL: el.URL(), Backlog: bl}, slog.New(slog.NewJSONHandler(&logs, nil)))
 	if err != nil {
@@ -590,14 +595,7 @@ func TestLaneShedBlockDropsSupersededUpdate(t *testing.T) {
 	np1, np2, f2, np3 := npDelivery(t, 1), npDelivery(t, 2), fcuDelivery(t, "f2", 2, false), npDelivery(t, 3)
 	fx := fcuDelivery(t, "fx", 9, false) // a head not queued here (a heal or another branch)
 	other := delivery(t, []byte(`{"jsonrpc":"2.0","id":"caps","method":"engine_exchangeCapabilities","params":[[]]}`))
-	var budget int64
-	for _, d := range []*Delivery{np1, np2, f2, np3, fx} {
-		budget += int64(cap(d.Body))
-	}
-	bl, err := backlog.New(budget, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	bl := budgetOf(t, np1, np2, f2, np3, fx)
 	l := startLane(t, Config{Name: "el", URL: el.URL(), Backlog: bl})
 	first := l.Enqueue(np1)
 	if !el.WaitFor(1, 5*time.Second) {
