@@ -217,6 +217,7 @@ type Lane struct {
 	// sentGuard judges it again as it leaves, against what was sent and what the EL
 	// reported (see headguard: the writer the EL follows is never refused).
 	queuedGuard, sentGuard *headguard.Guard
+	refusedTerm            uint64 // the newest writer term whose update the guards refused
 
 	needCatchUp bool
 	catchUp     CatchUp
@@ -361,7 +362,8 @@ func (l *Lane) Enqueue(d *Delivery) *Slot {
 	s := newSlot(d, l)
 	var dropped []*Slot
 	var reasons []DropReason
-	var warn bool
+	var warn, refused bool
+	var elHead uint64
 
 	l.mu.Lock()
 	switch {
@@ -369,6 +371,7 @@ func (l *Lane) Enqueue(d *Delivery) *Slot {
 		dropped, reasons = append(dropped, s), append(reasons, DropShutdown)
 	case d.Req.Class == engine.ClassForkchoice && l.queuedGuard.Check(guardUpdate(d)) == headguard.Stale:
 		dropped, reasons = append(dropped, s), append(reasons, DropStaleHead)
+		refused, elHead = l.firstRefusal(d), l.queuedGuard.Head()
 	case l.behind && (d.Req.Class == engine.ClassNewPayload || d.Req.Class == engine.ClassForkchoice):
 		// The EL cannot have this block's parent or this head yet: the heal sends it.
 		l.behindDrops++
@@ -409,6 +412,9 @@ func (l *Lane) Enqueue(d *Delivery) *Slot {
 	}
 	l.mu.Unlock()
 
+	if refused {
+		l.logRefusal(d, elHead)
+	}
 	if warn {
 		// Once per episode: the blocks it refuses from now on are counted in the metrics and
 		// in the INFO (or WARN) that ends the episode.
@@ -589,6 +595,23 @@ func itemOf(d *Delivery) backlog.Item {
 			Build: d.Req.HasAttributes, BuildTime: d.Req.AttributesTimestamp}
 	}
 	return backlog.Item{Kind: backlog.KindOther}
+}
+
+// firstRefusal records that the guards refused d and reports whether it is the first
+// refusal of d's writer term (which is logged). Called with l.mu held.
+func (l *Lane) firstRefusal(d *Delivery) bool {
+	if d.Term == 0 || d.Term <= l.refusedTerm {
+		return false
+	}
+	l.refusedTerm = d.Term
+	return true
+}
+
+// logRefusal says, once per writer term, that a new writer's head updates are refused
+// (each one is counted as a stale_head drop).
+func (l *Lane) logRefusal(d *Delivery, elHead uint64) {
+	l.log.Info("new writer behind this execution client: its head updates are refused until its head reaches the EL's",
+		"bn", d.BN, "term", d.Term, "head", d.Head.Number, "head_timestamp", d.Head.Timestamp, "el_head_timestamp", elHead)
 }
 
 // guardUpdate describes a forkchoiceUpdated to the head guard.
@@ -788,12 +811,17 @@ func (l *Lane) staleAtSend(ctx context.Context, d *Delivery) bool {
 		}
 	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.sentGuard.Admit(u) == headguard.Stale {
-		l.drops[DropStaleHead]++
-		return true
+	if l.sentGuard.Admit(u) != headguard.Stale {
+		l.mu.Unlock()
+		return false
 	}
-	return false
+	l.drops[DropStaleHead]++
+	refused, elHead := l.firstRefusal(d), l.sentGuard.Head()
+	l.mu.Unlock()
+	if refused {
+		l.logRefusal(d, elHead)
+	}
+	return true
 }
 
 // Call sends d to the EL at once, outside the queue, and waits for the answer. It is for

@@ -74,7 +74,13 @@ func budgetOf(t *testing.T, ds ...*Delivery) *backlog.Budget {
 // startLane runs a lane to el until the test ends.
 func startLane(t *testing.T, cfg Config) *Lane {
 	t.Helper()
-	l, err := New(cfg, nil)
+	return startLaneLog(t, cfg, nil)
+}
+
+// startLaneLog is startLane with a logger.
+func startLaneLog(t *testing.T, cfg Config, log *slog.Logger) *Lane {
+	t.Helper()
+	l, err := New(cfg, log)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -213,7 +219,8 @@ func TestLaneCoalescesAndDrops(t *testing.T) {
 func TestLaneHeadGuard(t *testing.T) {
 	el := fakeel.New("el", nil)
 	defer el.Close()
-	l := startLane(t, Config{Name: "el", URL: el.URL(), HeadAllowance: 12 * time.Second})
+	var logs logBuffer
+	l := startLaneLog(t, Config{Name: "el", URL: el.URL(), HeadAllowance: 12 * time.Second}, slog.New(slog.NewJSONHandler(&logs, nil)))
 	fcu := func(id string, head int, term uint64) *Delivery {
 		d := fcuDelivery(t, id, head, false)
 		d.Term = term
@@ -227,6 +234,7 @@ func TestLaneHeadGuard(t *testing.T) {
 		{fcu("w1-h3", 3, 1), false}, // the writer re-orgs two slots back: forwarded
 		{fcu("w1-h3-again", 3, 1), false},
 		{fcu("w2-h1", 1, 2), true},  // a new writer two slots behind the EL's head h3
+		{fcu("w2-h0", 0, 2), true},  // still behind: refused, not logged again
 		{fcu("w2-h2", 2, 2), false}, // one slot: within the allowance, and it takes over
 		{fcu("w2-h0", 0, 2), false}, // now it is the writer the EL follows
 		{fcu("other-h0", 0, 0), false},
@@ -242,8 +250,11 @@ func TestLaneHeadGuard(t *testing.T) {
 	if r := waitDone(t, l.Enqueue(d)); !r.OK() {
 		t.Fatalf("unknown head: %v", r.Err)
 	}
-	if st := l.Stats(); st.Drops[DropStaleHead] != 1 {
-		t.Fatalf("stale_head drops %d, want 1", st.Drops[DropStaleHead])
+	if st := l.Stats(); st.Drops[DropStaleHead] != 2 {
+		t.Fatalf("stale_head drops %d, want 2", st.Drops[DropStaleHead])
+	}
+	if recs := logs.records(t, "new writer behind"); len(recs) != 1 || recs[0]["term"] != float64(2) || recs[0]["head"] != float64(1) {
+		t.Fatalf("refusal logs %v, want one for term 2 at head 1", recs)
 	}
 }
 
