@@ -47,8 +47,8 @@ type Verdict struct {
 	Class engine.Class
 	// Status is VALID, INVALID or INVALID_BLOCK_HASH.
 	Status engine.Status
-	// Copy tells apart newPayload copies of the block whose bytes differ (0: the only one
-	// known, or a forkchoiceUpdated).
+	// Copy tells apart newPayload copies of the block whose bytes differ (0: the first
+	// copy, or a forkchoiceUpdated).
 	Copy uint64
 }
 

@@ -38,8 +38,9 @@ type Delivery struct {
 	// HeadKnown is false when the proxy had not seen that block.
 	Head      Block
 	HeadKnown bool
-	// Copy is, for a newPayload, a fingerprint of its method and params: two copies of a
-	// block with the same Copy are the same bytes (0: not known).
+	// Copy tells apart, for a newPayload, copies of one block hash whose bytes differ: 0 for
+	// the first copy the proxy got (and later ones with its bytes), else a fingerprint of
+	// the method and params (see the proxy's copies.go).
 	Copy uint64
 	// Term is, for a forkchoiceUpdated, the writer term that sent it (the proxy raises it
 	// each time the writer changes); 0 for a beacon node that is not the writer. The head
