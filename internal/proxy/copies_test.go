@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/sync-proxy/sync-proxy/internal/engine"
-	"github.com/sync-proxy/sync-proxy/internal/fakeel"
 	"github.com/sync-proxy/sync-proxy/internal/loadgen"
 	"github.com/sync-proxy/sync-proxy/internal/upstream"
 )
@@ -135,7 +134,7 @@ func badCopyCase(t *testing.T, ring int64) {
 		want("bn4", badCopyBody(`"bad-again"`, 2), "INVALID")
 		r.waitIdle()
 		for _, el := range r.els {
-			if got := newPayloadIDs(el); fmt.Sprint(got) != `["np1" "bad" "good"]` {
+			if got := requestIDs(el, engine.ClassNewPayload); fmt.Sprint(got) != `["np1" "bad" "good"]` {
 				t.Errorf("%s got copies %v of block 2, want the bad one and the good one once each", el.Name, got)
 			}
 		}
@@ -178,7 +177,7 @@ func TestSingleCopyIsNotFingerprinted(t *testing.T) {
 	}
 	r.waitIdle()
 	for _, el := range r.els {
-		if got := newPayloadIDs(el); fmt.Sprint(got) != `["np1"]` {
+		if got := requestIDs(el, engine.ClassNewPayload); fmt.Sprint(got) != `["np1"]` {
 			t.Errorf("%s got newPayloads %v, want block 1 once", el.Name, got)
 		}
 	}
@@ -201,7 +200,7 @@ func TestForgottenFirstCopyIsSentAgain(t *testing.T) {
 	}
 	r.waitIdle()
 	for _, el := range r.els {
-		if got := newPayloadIDs(el); fmt.Sprint(got) != `["np2" "np3" "np2-bn2"]` {
+		if got := requestIDs(el, engine.ClassNewPayload); fmt.Sprint(got) != `["np2" "np3" "np2-bn2"]` {
 			t.Errorf("%s got newPayloads %v", el.Name, got)
 		}
 	}
@@ -243,15 +242,4 @@ func BenchmarkCopyPrint(b *testing.B) {
 			}
 		})
 	}
-}
-
-// newPayloadIDs lists the ids of the newPayloads el got, in order.
-func newPayloadIDs(el *fakeel.EL) []string {
-	var ids []string
-	for _, rec := range el.Requests() {
-		if rec.Class == engine.ClassNewPayload {
-			ids = append(ids, rec.ID)
-		}
-	}
-	return ids
 }

@@ -593,10 +593,13 @@ type bnFault struct {
 }
 
 // fcuIDs lists the ids of the forkchoiceUpdated requests el received.
-func fcuIDs(el *fakeel.EL) []string {
+func fcuIDs(el *fakeel.EL) []string { return requestIDs(el, engine.ClassForkchoice) }
+
+// requestIDs lists, in arrival order, the raw ids of the requests of a class el received.
+func requestIDs(el *fakeel.EL, class engine.Class) []string {
 	var ids []string
 	for _, rec := range el.Requests() {
-		if rec.Class == engine.ClassForkchoice {
+		if rec.Class == class {
 			ids = append(ids, rec.ID)
 		}
 	}

@@ -3,26 +3,12 @@ package proxy
 import (
 	"fmt"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/sync-proxy/sync-proxy/internal/engine"
 	"github.com/sync-proxy/sync-proxy/internal/upstream"
 )
-
-// fcuIDs lists, in arrival order, the ids of the forkchoiceUpdated requests each EL got.
-func (r *rig) fcuIDs() [][]string {
-	out := make([][]string, len(r.els))
-	for i, el := range r.els {
-		for _, rec := range el.Requests() {
-			if rec.Class == engine.ClassForkchoice {
-				out[i] = append(out[i], strings.Trim(rec.ID, `"`))
-			}
-		}
-	}
-	return out
-}
 
 // TestWriterIsNeverRefused: the writer's forkchoiceUpdated reaches every EL in order, whatever
 // its head: a re-org to an ancestor, back to the tip, a build on the parent of the head (a
@@ -63,9 +49,9 @@ func TestWriterIsNeverRefused(t *testing.T) {
 		}
 		r.waitIdle()
 		want := []string{"fcu1", "fcu2", "fcu3", "reorg-to-1", "back-to-3", "build-on-2", "build-on-2-again"}
-		for i, got := range r.fcuIDs() {
-			if !slices.Equal(got, want) {
-				t.Errorf("%s got %v, want %v", r.els[i].Name, got, want)
+		for _, el := range r.els {
+			if got := fcuIDs(el); !slices.Equal(got, quoted(want)) {
+				t.Errorf("%s got %v, want %v", el.Name, got, want)
 			}
 		}
 		for _, l := range r.p.Lanes() {
@@ -122,9 +108,18 @@ func TestNewWriterBehindIsRefused(t *testing.T) {
 		r.waitIdle()
 	}
 	want := []string{"bn1-fcu1", "bn1-fcu2", "bn1-fcu3", "bn1-fcu4", "bn1-fcu5", "bn2-fcu5", "bn2-fcu4"}
-	for i, got := range r.fcuIDs() {
-		if !slices.Equal(got, want) {
-			t.Errorf("%s got %v, want %v", r.els[i].Name, got, want)
+	for _, el := range r.els {
+		if got := fcuIDs(el); !slices.Equal(got, quoted(want)) {
+			t.Errorf("%s got %v, want %v", el.Name, got, want)
 		}
 	}
+}
+
+// quoted is ids as JSON strings, the way the fake ELs record them.
+func quoted(ids []string) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = `"` + id + `"`
+	}
+	return out
 }
