@@ -133,11 +133,7 @@ func badCopyCase(t *testing.T, ring int64) {
 		want("bn3", newPayloadBody(`"good-again"`, 2), "VALID")
 		want("bn4", badCopyBody(`"bad-again"`, 2), "INVALID")
 		r.waitIdle()
-		for _, el := range r.els {
-			if got := requestIDs(el, engine.ClassNewPayload); fmt.Sprint(got) != `["np1" "bad" "good"]` {
-				t.Errorf("%s got copies %v of block 2, want the bad one and the good one once each", el.Name, got)
-			}
-		}
+		r.wantNewPayloads(`["np1" "bad" "good"]`)
 		if n := r.p.PayloadCopies(); n != 1 {
 			t.Errorf("different copies counted %d, want 1", n)
 		}
@@ -176,11 +172,7 @@ func TestSingleCopyIsNotFingerprinted(t *testing.T) {
 		t.Fatalf("the second copy did not fingerprint the first")
 	}
 	r.waitIdle()
-	for _, el := range r.els {
-		if got := requestIDs(el, engine.ClassNewPayload); fmt.Sprint(got) != `["np1"]` {
-			t.Errorf("%s got newPayloads %v, want block 1 once", el.Name, got)
-		}
-	}
+	r.wantNewPayloads(`["np1"]`)
 	if n := r.p.PayloadCopies(); n != 0 {
 		t.Errorf("different copies counted %d, want 0", n)
 	}
@@ -199,11 +191,7 @@ func TestForgottenFirstCopyIsSentAgain(t *testing.T) {
 		t.Fatalf("later copy answered %s", ans)
 	}
 	r.waitIdle()
-	for _, el := range r.els {
-		if got := requestIDs(el, engine.ClassNewPayload); fmt.Sprint(got) != `["np2" "np3" "np2-bn2"]` {
-			t.Errorf("%s got newPayloads %v", el.Name, got)
-		}
-	}
+	r.wantNewPayloads(`["np2" "np3" "np2-bn2"]`)
 	if n := r.p.PayloadCopies(); n != 0 {
 		t.Errorf("different copies counted %d, want 0: the bytes were never compared", n)
 	}
@@ -241,5 +229,16 @@ func BenchmarkCopyPrint(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// wantNewPayloads checks that every EL got exactly the newPayloads with these ids, in order
+// (want as fmt.Sprint prints the raw ids).
+func (r *rig) wantNewPayloads(want string) {
+	r.t.Helper()
+	for _, el := range r.els {
+		if got := requestIDs(el, engine.ClassNewPayload); fmt.Sprint(got) != want {
+			r.t.Errorf("%s got newPayloads %v, want %s", el.Name, got, want)
+		}
 	}
 }
