@@ -3,6 +3,7 @@ package beacon
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -12,13 +13,15 @@ var ErrInvalidConfig = errors.New("invalid beacon config")
 // ErrNilClock is returned by [NewTracker] when no clock is given.
 var ErrNilClock = errors.New("beacon tracker needs a clock")
 
-// Default values of [Config], in mainnet slots of 12 s.
+// Default thresholds of [Config], in slots: [SlotConfig] scales them to a slot length.
 const (
-	DefaultSlotDuration   = 12 * time.Second // one slot
-	DefaultSilenceTimeout = 18 * time.Second // 1.5 slots
-	DefaultMaxWallLag     = 36 * time.Second // 3 slots
-	DefaultPeerMargin     = 12 * time.Second // 1 slot
+	DefaultSilenceSlots    = 1.5
+	DefaultMaxWallLagSlots = 3
+	DefaultPeerMarginSlots = 1
 )
+
+// DefaultSlotDuration is mainnet's slot length.
+const DefaultSlotDuration = 12 * time.Second
 
 // Config holds the thresholds of writer election. The zero value is invalid; start from
 // [DefaultConfig].
@@ -31,7 +34,9 @@ type Config struct {
 	// SilenceTimeout is how long a beacon node may send nothing before it is unhealthy
 	// ("silent"). Default 18s (1.5 slots); must be at least one slot, since a beacon node
 	// may speak only once per slot. Silence is "strictly longer than": a node whose last
-	// request is exactly SilenceTimeout old is still healthy.
+	// request is exactly SilenceTimeout old is still healthy. It also bounds forkchoiceUpdated
+	// silence: a node that sent none for longer, while another node kept sending them in
+	// later slots, is unhealthy ("no forkchoiceUpdated"; see doc.go).
 	SilenceTimeout time.Duration
 
 	// MaxWallLag is how far the head's timestamp may trail the wall clock before the node
@@ -41,9 +46,9 @@ type Config struct {
 	MaxWallLag time.Duration
 
 	// PeerMargin is how far another healthy node's head must be ahead of the writer's (strictly
-	// more than this) for it to take the role ("peer ahead"). Default 12s (1 slot), so two
-	// nodes racing on the same block, which are at most one slot apart, never swap the role.
-	// It must be at least one slot for the same reason.
+	// more than this, for longer than half a slot) for it to take the role ("peer ahead").
+	// Default 12s (1 slot), so two nodes racing on the same block, which are at most one slot
+	// apart, never swap the role. It must be at least one slot for the same reason.
 	PeerMargin time.Duration
 
 	// Genesis is the chain's genesis time (Unix seconds): slot s starts at
@@ -53,16 +58,27 @@ type Config struct {
 	Genesis uint64
 }
 
-// DefaultConfig returns the mainnet defaults: 12s slots, 18s silence timeout (1.5 slots),
-// 36s wall-clock lag (3 slots) and a 12s peer margin (1 slot). The genesis time is left
-// unknown: it depends on the network.
-func DefaultConfig() Config {
+// DefaultConfig returns the mainnet defaults: [SlotConfig] of 12s slots, so an 18s silence
+// timeout, a 36s wall-clock lag and a 12s peer margin. The genesis time is left unknown: it
+// depends on the network.
+func DefaultConfig() Config { return SlotConfig(DefaultSlotDuration) }
+
+// SlotConfig returns the default thresholds for slots of the given length: silence 1.5
+// slots, wall-clock lag 3 slots and peer margin 1 slot. On a 2s-slot devnet that is 3s, 6s
+// and 2s, so a silent writer is replaced within two slots there as on mainnet. The genesis
+// time is left unknown.
+func SlotConfig(slot time.Duration) Config {
 	return Config{
-		SlotDuration:   DefaultSlotDuration,
-		SilenceTimeout: DefaultSilenceTimeout,
-		MaxWallLag:     DefaultMaxWallLag,
-		PeerMargin:     DefaultPeerMargin,
+		SlotDuration:   slot,
+		SilenceTimeout: Slots(DefaultSilenceSlots, slot),
+		MaxWallLag:     Slots(DefaultMaxWallLagSlots, slot),
+		PeerMargin:     Slots(DefaultPeerMarginSlots, slot),
 	}
+}
+
+// Slots returns n slots of the given length, rounded to the nanosecond.
+func Slots(n float64, slot time.Duration) time.Duration {
+	return time.Duration(math.Round(n * float64(slot)))
 }
 
 // Validate reports every problem with c at once, joined with [errors.Join]; each wraps

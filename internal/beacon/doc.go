@@ -32,12 +32,19 @@
 //
 // A BN is healthy unless, in this order of reporting:
 //   - silent ([ReasonSilent]): its last request is more than SilenceTimeout old
-//     (default 18 s = 1.5 slots); exactly SilenceTimeout is still healthy;
+//     (default 1.5 slots); exactly SilenceTimeout is still healthy;
 //   - external ([ReasonExternal]): the latest [External] is known and says offline,
 //     syncing, optimistic or execution client offline;
+//   - no forkchoiceUpdated ([ReasonNoForkchoice]): it still talks, but its last
+//     forkchoiceUpdated (or its first request, if it never sent one) is more than
+//     SilenceTimeout old, while another BN has sent forkchoiceUpdated in two rounds since:
+//     one more than half a slot after this BN's last, and a later one more than half a slot
+//     after that. A writer whose fork-choice stream alone is lost is so replaced within two
+//     slots. Two rounds, because after a slot with no new head the first BN to announce the
+//     next one must not make the others look silent; a lone BN never qualifies;
 //   - no head ([ReasonNoHead]): it has shown no head yet;
 //   - behind wall clock ([ReasonWallLag]): now − head timestamp > MaxWallLag (default
-//     36 s = 3 slots; a head normally trails by less than one slot, by less than two after
+//     3 slots; a head normally trails by less than one slot, by less than two after
 //     a missed slot; 0 disables).
 //
 // # Election
@@ -46,10 +53,13 @@
 // The candidates are the BNs of the best standing present. Then:
 //   - with no writer yet, the candidate with the highest head becomes writer
 //     ([ReasonFirst]);
-//   - a writer that is a candidate keeps the role unless a candidate's head is ahead of its
-//     own by strictly more than PeerMargin (default 12 s = 1 slot), which then takes it
-//     ([ReasonPeerAhead]). BNs racing on the same block are at most one slot apart, so they
-//     never swap the role;
+//   - a writer that is a candidate keeps the role unless a candidate's head has been ahead
+//     of its own by strictly more than PeerMargin (default 1 slot) for longer than half a
+//     slot, which then takes it ([ReasonPeerAhead]). BNs racing on the same block are at
+//     most one slot apart, so they never swap the role; after a missed slot the next block
+//     is two slots ahead, and the half slot gives the writer time to import it too. When
+//     the writer's own forkchoiceUpdated moved its head back (a BN restarting from an old
+//     head) the role moves at once, so the ELs are not taken back with it;
 //   - a writer that is not a candidate loses the role to the candidate with the highest
 //     head; the change carries the writer's own unhealthy reason.
 //
@@ -70,9 +80,10 @@
 // next head, may take the role from a writer a few milliseconds slower: one change between
 // level BNs, harmless, not flapping.
 //
-// Defaults (mainnet, 12 s slots): SilenceTimeout 18 s (1.5 slots), MaxWallLag 36 s
-// (3 slots), PeerMargin 12 s (1 slot). [Config.Validate] rejects thresholds shorter than one
-// slot, which would make healthy BNs look silent or late, or make racing BNs flap.
+// Defaults are in slots ([SlotConfig]): SilenceTimeout 1.5 slots, MaxWallLag 3 slots,
+// PeerMargin 1 slot; 18 s, 36 s and 12 s on mainnet, 3 s, 6 s and 2 s with 2 s slots.
+// [Config.Validate] rejects thresholds shorter than one slot, which would make healthy BNs
+// look silent or late, or make racing BNs flap.
 //
 // [BlockIndex] is the bounded hash → (number, timestamp, parent) map the proxy fills from
 // newPayload and uses to resolve a forkchoiceUpdated head to its timestamp.

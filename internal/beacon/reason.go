@@ -15,6 +15,10 @@ const (
 	// ReasonExternal: the node's beacon REST API says it is offline, syncing, optimistic or
 	// that its execution client is offline (see [External]).
 	ReasonExternal Reason = "unhealthy per beacon api"
+	// ReasonNoForkchoice: the node still sends requests but no forkchoiceUpdated for longer
+	// than [Config.SilenceTimeout], while another node has sent them in two later slots
+	// (its fork-choice stream is lost, or it stopped following the chain).
+	ReasonNoForkchoice Reason = "no forkchoiceUpdated"
 	// ReasonNoHead: the node has shown no head timestamp yet (see [Observation]).
 	ReasonNoHead Reason = "no head known"
 	// ReasonWallLag: the node's head is older than [Config.MaxWallLag].

@@ -137,7 +137,10 @@ type node struct {
 	lastNano            int64 // lastSeen in Unix nanoseconds, for cheap comparisons
 	requests            uint64
 	fcuSeen             bool     // sent at least one forkchoiceUpdated
+	fcuNano             int64    // when its latest forkchoiceUpdated came (Unix ns; 0 = none)
+	fcuRoundNano        int64    // its latest forkchoiceUpdated in an earlier round (see fcuRound)
 	fcuHead             uint64   // latest resolved forkchoiceUpdated head timestamp
+	headDown            bool     // that head is older than the one before it
 	fcuHash             [32]byte // and its hash (status only)
 	maxPayload          uint64
 	ext                 External
@@ -183,8 +186,14 @@ type Tracker struct {
 	nodes  map[string]*node
 	order  []*node // nodes that sent a request, by first seen, then name
 	writer *node
-	hooks  []func(Change) // copy on write
-	events []healthEvent  // found by the current evaluation; reused
+	// fcuRound is the latest fcuRoundNano of any node, set by evaluate: some node sent a
+	// forkchoiceUpdated then and another one more than half a slot later.
+	fcuRound int64
+	// aheadSince is when a candidate's head got ahead of the writer's by more than
+	// PeerMargin (Unix ns; 0 = none is). Set and cleared by evaluate.
+	aheadSince int64
+	hooks      []func(Change) // copy on write
+	events     []healthEvent  // found by the current evaluation; reused
 
 	// notifyMu keeps log lines and hook calls in the order the changes were decided. It is
 	// taken before mu is released.
@@ -234,8 +243,13 @@ func (t *Tracker) Observe(bn string, o Observation) (writer string, change *Chan
 			n.maxPayload = o.PayloadTimestamp
 		}
 		if o.HeadKnown {
-			n.fcuSeen = true
+			nano := now.UnixNano()
+			if n.fcuNano != 0 && time.Duration(nano-n.fcuNano) > t.cfg.SlotDuration/2 {
+				n.fcuRoundNano = n.fcuNano
+			}
+			n.fcuSeen, n.fcuNano = true, nano
 			if o.HeadTimestamp != 0 {
+				n.headDown = o.HeadTimestamp < n.fcuHead
 				n.fcuHead = o.HeadTimestamp
 			}
 			n.fcuHash = o.HeadHash
@@ -388,14 +402,17 @@ func (t *Tracker) writerName() string {
 }
 
 // health returns why n is unhealthy at now (Unix nanoseconds), "" if it is healthy. The
-// first rule that fails is reported, in this order: silent, external, no head, behind wall
-// clock.
+// first rule that fails is reported, in this order: silent, external, no forkchoiceUpdated,
+// no head, behind wall clock. t.fcuRound must be current (see evaluate).
 func (t *Tracker) health(n *node, now int64) Reason {
 	if n.requests == 0 || time.Duration(now-n.lastNano) > t.cfg.SilenceTimeout {
 		return ReasonSilent
 	}
 	if !n.ext.Healthy() {
 		return ReasonExternal
+	}
+	if t.fcuSilent(n, now) {
+		return ReasonNoForkchoice
 	}
 	h := n.head()
 	if h == 0 {
@@ -407,17 +424,37 @@ func (t *Tracker) health(n *node, now int64) Reason {
 	return ""
 }
 
+// fcuSilent reports whether n has sent no forkchoiceUpdated (since its first request, if it
+// never sent one) for longer than SilenceTimeout, while other nodes kept sending them: some
+// node sent one more than half a slot after n's last and another one later still, in a
+// later round. Two rounds, not one, so that after slots with no fork-choice change, when
+// every node is quiet, the first node to announce the next head does not make the others
+// look silent. n itself never qualifies: its fcuRoundNano is before its own last one.
+func (t *Tracker) fcuSilent(n *node, now int64) bool {
+	last := n.fcuNano
+	if last == 0 {
+		last = n.firstSeen.UnixNano()
+	}
+	return time.Duration(now-last) > t.cfg.SilenceTimeout &&
+		time.Duration(t.fcuRound-last) > t.cfg.SlotDuration/2
+}
+
 // evaluate applies the election rules at now and returns the change, if any. It records
 // health transitions in t.events. Called with t.mu held; allocates only on a change.
 //
 // The candidates are the nodes of the best standing present (healthy, else unhealthy but
 // talking, else silent). The writer keeps the role while it is a candidate and no
-// candidate's head is ahead of its own by more than PeerMargin; otherwise the role goes to
-// the candidate with the highest head (ties: first seen, then name).
+// candidate's head has been ahead of its own by more than PeerMargin for longer than half a
+// slot (at once if the writer's own forkchoiceUpdated moved its head back); otherwise the role goes to the candidate with the highest head (ties: first seen,
+// then name).
 func (t *Tracker) evaluate(now time.Time) *Change {
 	t.events = t.events[:0]
 	best := standingSilent
 	nowNano := now.UnixNano()
+	t.fcuRound = 0
+	for _, n := range t.order {
+		t.fcuRound = max(t.fcuRound, n.fcuRoundNano)
+	}
 	for _, n := range t.order {
 		r := t.health(n, nowNano)
 		n.unhealthy, n.standing = r, standingOf(r)
@@ -442,13 +479,20 @@ func (t *Tracker) evaluate(now time.Time) *Change {
 		reason = ReasonFirst
 	case w.standing == best:
 		if !aheadBy(top.head(), w.head(), t.cfg.PeerMargin) {
+			t.aheadSince = 0
 			return nil
+		}
+		if t.aheadSince == 0 {
+			t.aheadSince = nowNano
+		}
+		if !w.headDown && time.Duration(nowNano-t.aheadSince) <= t.cfg.SlotDuration/2 {
+			return nil // the writer may still be importing the block the peer announced
 		}
 		reason = ReasonPeerAhead
 	default:
 		reason = w.unhealthy
 	}
-	t.writer = top
+	t.writer, t.aheadSince = top, 0
 	return &Change{From: w.nameOrEmpty(), To: top.name, Reason: reason, At: now}
 }
 

@@ -333,6 +333,11 @@ func TestPeerAhead(t *testing.T) {
 					h.wantWriter("a")
 				}
 			}
+			// A peer ahead takes the role once it has been ahead for more than half a slot.
+			h.wantWriter("a")
+			h.at(slotStart(10 + tt.ahead).Add(slot / 2))
+			h.wantWriter("a")
+			h.at(slotStart(10 + tt.ahead).Add(slot/2 + time.Nanosecond))
 			h.wantWriter(tt.wantWriter)
 			if tt.wantWriter == "b" {
 				h.wantChanges(">a:first beacon node", "a>b:peer ahead")
@@ -357,7 +362,9 @@ func TestNoHealthyNode(t *testing.T) {
 		h.wantWriter("a") // within the margin
 		h.at(slotStart(12)).head("a", 10)
 		h.block("b", 12)
-		h.wantWriter("b") // more than the margin ahead
+		h.wantWriter("a") // more than the margin ahead, for half a slot at most
+		h.at(slotStart(12).Add(slot/2 + 1))
+		h.wantWriter("b") // and for longer
 		h.wantChanges(">a:first beacon node", "a>b:peer ahead")
 		for _, b := range h.tr.Snapshot() {
 			if b.Healthy {
@@ -614,7 +621,10 @@ func TestOnChange(t *testing.T) {
 	h.at(slotStart(12))
 	_, c = h.tr.Observe("b", Observation{PayloadTimestamp: slotTS(12)}) // peer ahead
 	keep(c)
-	h.at(slotStart(12).Add(500 * time.Millisecond))
+	h.at(slotStart(12).Add(slot/2 + 1)) // for more than half a slot
+	_, c = h.tr.Observe("a", Observation{PayloadTimestamp: slotTS(10)})
+	keep(c)
+	h.at(slotStart(12).Add(slot/2 + 500*time.Millisecond))
 	keep(h.tr.SetExternal("b", External{Known: true, Optimistic: true}))
 	_, c = h.tr.Observe("a", Observation{PayloadTimestamp: slotTS(12)})
 	keep(c)
@@ -841,6 +851,8 @@ func TestExternalHeadSlot(t *testing.T) {
 			h.block("b", 10)
 			h.at(slotStart(10).Add(time.Second))
 			h.tr.SetExternal("b", tt.ext)
+			h.wantWriter("a") // a may still be importing the block b announced
+			h.at(slotStart(10).Add(time.Second + slot/2 + 1))
 			h.wantWriter(tt.wantWriter)
 			b := h.bn("b")
 			if b.HeadTimestamp != tt.wantHead || b.HeadFromBeaconAPI != tt.fromAPI {

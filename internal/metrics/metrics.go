@@ -92,7 +92,7 @@ var (
 	errorKinds    = []string{string(upstream.KindConnect), string(upstream.KindTimeout), string(upstream.KindHTTPStatus), string(upstream.KindBadResponse), string(upstream.KindTransport), KindJSONRPCError}
 	laneStates    = []upstream.State{upstream.StateUnknown, upstream.StateUp, upstream.StateDown, upstream.StateUnauthorized}
 	verdicts      = []engine.Status{engine.StatusValid, engine.StatusInvalid, engine.StatusInvalidBlockHash, engine.StatusSyncing, engine.StatusAccepted}
-	writerReasons = []beacon.Reason{beacon.ReasonFirst, beacon.ReasonSilent, beacon.ReasonExternal, beacon.ReasonNoHead, beacon.ReasonWallLag, beacon.ReasonPeerAhead, beacon.ReasonRemoved}
+	writerReasons = []beacon.Reason{beacon.ReasonFirst, beacon.ReasonSilent, beacon.ReasonExternal, beacon.ReasonNoForkchoice, beacon.ReasonNoHead, beacon.ReasonWallLag, beacon.ReasonPeerAhead, beacon.ReasonRemoved}
 )
 
 // New builds the collectors and registers them on reg.

@@ -311,7 +311,7 @@ func TestWriterReasonLabels(t *testing.T) {
 	e := newEnv(t, statustest.Options{}, metrics.Options{})
 	s := e.scrape(t)
 	for _, r := range []beacon.Reason{beacon.ReasonFirst, beacon.ReasonSilent, beacon.ReasonExternal,
-		beacon.ReasonNoHead, beacon.ReasonWallLag, beacon.ReasonPeerAhead, beacon.ReasonRemoved} {
+		beacon.ReasonNoForkchoice, beacon.ReasonNoHead, beacon.ReasonWallLag, beacon.ReasonPeerAhead, beacon.ReasonRemoved} {
 		k := key("syncproxy_writer_changes_total", "reason", strings.ReplaceAll(string(r), " ", "_"))
 		if v, ok := s[k]; !ok || v != 0 {
 			t.Errorf("%s = %v, present %v; want 0, present", k, v, ok)
