@@ -229,7 +229,7 @@ func (d *devnet) startSyncProxy(ctx context.Context, bin string, slot time.Durat
 	d.engine = fmt.Sprintf("127.0.0.1:%d", enginePort)
 	d.ops = fmt.Sprintf("127.0.0.1:%d", opsPort)
 	args := []string{"--listen", d.engine, "--ops-listen", d.ops,
-		"--slot-duration", slot.String(), "--silence-timeout", (slot * 3 / 2).String()}
+		"--slot-duration", slot.String()} // the election thresholds follow the slot
 	for i, n := range d.els {
 		role := "follower"
 		if i == 0 {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/sync-proxy/sync-proxy/internal/backlog"
+	"github.com/sync-proxy/sync-proxy/internal/beacon"
 )
 
 // Config is everything sync-proxy is told at start-up.
@@ -45,9 +46,9 @@ type Config struct {
 	ReplayBytes   int64 // recent newPayloads kept to catch up and heal ELs; 0 disables both
 
 	SlotDuration   time.Duration
-	SilenceTimeout time.Duration
-	MaxWallLag     time.Duration
-	WriterMargin   time.Duration
+	SilenceTimeout Span   // default 1.5 slots
+	MaxWallLag     Span   // default 3 slots; 0 disables
+	WriterMargin   Span   // default 1 slot
 	Network        string // mainnet, sepolia, hoodi or "" (see network.go)
 	GenesisTime    uint64 // Unix seconds; 0: from Network, or unknown
 
@@ -77,7 +78,8 @@ type BN struct {
 	BeaconAPI string // optional beacon REST API base URL
 }
 
-// Default returns the defaults. Durations are in the units the flags document.
+// Default returns the defaults. Durations are in the units the flags document; the election
+// thresholds are in slots.
 func Default() Config {
 	return Config{
 		Listen:         "127.0.0.1:25590",
@@ -90,9 +92,9 @@ func Default() Config {
 		MaxBodyBytes:   32 << 20,
 		ReplayBytes:    backlog.DefaultRecentBytes,
 		SlotDuration:   12 * time.Second,
-		SilenceTimeout: 18 * time.Second,
-		MaxWallLag:     36 * time.Second,
-		WriterMargin:   12 * time.Second,
+		SilenceTimeout: InSlots(beacon.DefaultSilenceSlots),
+		MaxWallLag:     InSlots(beacon.DefaultMaxWallLagSlots),
+		WriterMargin:   InSlots(beacon.DefaultPeerMarginSlots),
 		LogLevel:       "info",
 		LogFormat:      "text",
 		ShutdownMax:    10 * time.Second,
@@ -206,7 +208,7 @@ func (c Config) Validate() error {
 		d    time.Duration
 	}{
 		{"--jwt-max-drift", c.JWTMaxDrift}, {"--dial-timeout", c.DialTimeout}, {"--failover-after", c.FailoverAfter},
-		{"--slot-duration", c.SlotDuration}, {"--silence-timeout", c.SilenceTimeout}, {"--shutdown-timeout", c.ShutdownMax},
+		{"--slot-duration", c.SlotDuration}, {"--silence-timeout", c.SilenceTimeout.Of(c.SlotDuration)}, {"--shutdown-timeout", c.ShutdownMax},
 		{"--capabilities-refresh", c.CapabilitiesRefresh},
 	}
 	for _, p := range positive {
@@ -214,7 +216,7 @@ func (c Config) Validate() error {
 			add("%s %v: must be positive", p.name, p.d)
 		}
 	}
-	if c.MaxWallLag < 0 || c.WriterMargin < 0 || c.HeadAllowance < 0 {
+	if c.MaxWallLag.Of(c.SlotDuration) < 0 || c.WriterMargin.Of(c.SlotDuration) < 0 || c.HeadAllowance < 0 {
 		add("--max-wall-lag, --writer-margin and --head-allowance must not be negative")
 	}
 	if c.ReplayBytes < 0 {

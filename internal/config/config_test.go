@@ -58,7 +58,7 @@ func TestParse(t *testing.T) {
 			env: map[string]string{"SYNC_PROXY_LOG_LEVEL": "debug", "SYNC_PROXY_EL": "name=a,url=http://127.0.0.1:1;name=b,url=http://127.0.0.1:2",
 				"SYNC_PROXY_MAX_BODY": "64MiB", "SYNC_PROXY_TRUSTED_PROXIES": "10.0.0.1,fd00::/8", "SYNC_PROXY_SILENCE_TIMEOUT": "30s"},
 			check: func(t *testing.T, c Config) {
-				if c.LogLevel != "warn" || len(c.ELs) != 2 || c.MaxBodyBytes != 64<<20 || c.SilenceTimeout != 30*time.Second {
+				if c.LogLevel != "warn" || len(c.ELs) != 2 || c.MaxBodyBytes != 64<<20 || c.SilenceTimeout != (Span{D: 30 * time.Second}) {
 					t.Fatalf("%+v", c)
 				}
 				want := []netip.Prefix{netip.MustParsePrefix("10.0.0.1/32"), netip.MustParsePrefix("fd00::/8")}

@@ -60,9 +60,12 @@ func Parse(args []string, lookup func(string) (string, bool), usage io.Writer) (
 	fs.Var(&trusted, "trusted-proxies", "addresses or CIDRs (e.g. nginx) whose X-Forwarded-For and relay headers are believed, comma-separated"+envHelp("trusted-proxies"))
 	// Election.
 	dur(&c.SlotDuration, "slot-duration", "slot length of the network")
-	dur(&c.SilenceTimeout, "silence-timeout", "the writer beacon node loses the role after this long without a request")
-	dur(&c.MaxWallLag, "max-wall-lag", "a beacon node whose head is older than this behind the wall clock is unhealthy (0 disables)")
-	dur(&c.WriterMargin, "writer-margin", "a healthy beacon node ahead of the writer by more than this takes over")
+	span := func(p *Span, name, help string) {
+		fs.Var(spanValue{p}, name, help+"; a duration (18s) or slots of --slot-duration (1.5slots)"+envHelp(name))
+	}
+	span(&c.SilenceTimeout, "silence-timeout", "the writer beacon node loses the role after this long without a request, or without a forkchoiceUpdated while another beacon node sends them")
+	span(&c.MaxWallLag, "max-wall-lag", "a beacon node whose head is older than this behind the wall clock is unhealthy (0 disables)")
+	span(&c.WriterMargin, "writer-margin", "a healthy beacon node ahead of the writer by more than this, for more than half a slot, takes over")
 	str(&c.Network, "network", "named network ("+networkNames+"): sets the genesis time; lag is reported in slots and beacon API head slots count in the election")
 	fs.Uint64Var(&c.GenesisTime, "genesis-time", c.GenesisTime, "genesis time in Unix seconds, for a network --network does not name (default: from --network)"+envHelp("genesis-time"))
 	dur(&c.CapabilitiesRefresh, "capabilities-refresh", "direct mode: how old an EL's cached engine_exchangeCapabilities list may be before a beacon node's call fetches it again")

@@ -142,8 +142,8 @@ func New(cfg config.Config, build Build, log *slog.Logger) (*Daemon, error) {
 	p, err := proxy.New(proxy.Config{
 		ELs: els,
 		Election: beacon.Config{
-			SlotDuration: cfg.SlotDuration, SilenceTimeout: cfg.SilenceTimeout,
-			MaxWallLag: cfg.MaxWallLag, PeerMargin: cfg.WriterMargin, Genesis: cfg.Genesis(),
+			SlotDuration: cfg.SlotDuration, SilenceTimeout: cfg.SilenceTimeout.Of(cfg.SlotDuration),
+			MaxWallLag: cfg.MaxWallLag.Of(cfg.SlotDuration), PeerMargin: cfg.WriterMargin.Of(cfg.SlotDuration), Genesis: cfg.Genesis(),
 		},
 		Verifier:       verifier,
 		SharedKeyName:  sharedKey,
@@ -257,7 +257,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.log.Info("sync-proxy started", "version", d.version, "listen", engineL.Addr().String(),
 		"ops", addrString(opsL), "mode", mode, "els", len(d.proxy.Lanes()), "instance", d.cfg.InstanceID,
-		"inbound_auth", d.cfg.Authenticates())
+		"inbound_auth", d.cfg.Authenticates(), "slot", d.cfg.SlotDuration,
+		"silence_timeout", d.cfg.SilenceTimeout.Of(d.cfg.SlotDuration),
+		"max_wall_lag", d.cfg.MaxWallLag.Of(d.cfg.SlotDuration),
+		"writer_margin", d.cfg.WriterMargin.Of(d.cfg.SlotDuration))
 
 	var runErr error
 	select {
