@@ -123,3 +123,35 @@ func quoted(ids []string) []string {
 	}
 	return out
 }
+
+// TestWriterWithoutForkchoiceIsReplaced: a writer whose forkchoiceUpdated stream is lost
+// (its newPayloads still come) while another beacon node sends forkchoiceUpdated is replaced
+// within two slots, and the ELs follow the other beacon node from then on.
+func TestWriterWithoutForkchoiceIsReplaced(t *testing.T) {
+	inBothModes(t, func(t *testing.T, roles []upstream.Role) {
+		r := newRig(t, roles)
+		for n := uint64(1); n <= 4; n++ {
+			r.clk.Set(time.Unix(int64(blockTS(n)), 0).Add(time.Second))
+			for _, bn := range []string{"bn1", "bn2"} {
+				r.post(bn, newPayloadBody(fmt.Sprintf(`"%s-np%d"`, bn, n), n))
+			}
+			for _, bn := range []string{"bn1", "bn2"} {
+				if bn == "bn1" && n > 1 {
+					continue // bn1's fork-choice stream is lost after slot 1
+				}
+				r.post(bn, forkchoiceBody(fmt.Sprintf(`"%s-fcu%d"`, bn, n), n, false))
+			}
+			r.waitIdle()
+		}
+		// bn1's last fcU is at slot 1; bn2's at slots 2 and 3 make it the writer at slot 3.
+		want := quoted([]string{"bn1-fcu1", "bn2-fcu3", "bn2-fcu4"})
+		for _, el := range r.els {
+			if got := fcuIDs(el); !slices.Equal(got, want) {
+				t.Errorf("%s got %v, want %v", el.Name, got, want)
+			}
+		}
+		if w, _ := r.p.tracker.Writer(); w != "bn2" {
+			t.Fatalf("writer %q, want bn2", w)
+		}
+	})
+}
