@@ -12,8 +12,8 @@ import (
 
 func TestSlotConfig(t *testing.T) {
 	tests := []struct {
-		slot                      time.Duration
-		silence, wallLag, margind time.Duration
+		slot                     time.Duration
+		silence, wallLag, margin time.Duration
 	}{
 		{12 * time.Second, 18 * time.Second, 36 * time.Second, 12 * time.Second},
 		{6 * time.Second, 9 * time.Second, 18 * time.Second, 6 * time.Second},
@@ -22,7 +22,7 @@ func TestSlotConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		c := SlotConfig(tt.slot)
-		want := Config{SlotDuration: tt.slot, SilenceTimeout: tt.silence, MaxWallLag: tt.wallLag, PeerMargin: tt.margind}
+		want := Config{SlotDuration: tt.slot, SilenceTimeout: tt.silence, MaxWallLag: tt.wallLag, PeerMargin: tt.margin}
 		if c != want {
 			t.Errorf("SlotConfig(%s) = %+v, want %+v", tt.slot, c, want)
 		}

@@ -445,8 +445,8 @@ func (t *Tracker) fcuSilent(n *node, now int64) bool {
 // The candidates are the nodes of the best standing present (healthy, else unhealthy but
 // talking, else silent). The writer keeps the role while it is a candidate and no
 // candidate's head has been ahead of its own by more than PeerMargin for longer than half a
-// slot (at once if the writer's own forkchoiceUpdated moved its head back); otherwise the role goes to the candidate with the highest head (ties: first seen,
-// then name).
+// slot (at once if the writer's own forkchoiceUpdated moved its head back); otherwise the
+// role goes to the candidate with the highest head (ties: first seen, then name).
 func (t *Tracker) evaluate(now time.Time) *Change {
 	t.events = t.events[:0]
 	best := standingSilent

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sync-proxy/sync-proxy/internal/beacon"
 )
 
 // Span is a threshold given either as a duration ("18s") or in slots of --slot-duration
@@ -24,7 +26,7 @@ func InSlots(n float64) Span { return Span{Slots: n} }
 // Of returns the span as a duration, for slots of the given length.
 func (s Span) Of(slot time.Duration) time.Duration {
 	if s.Slots > 0 {
-		return time.Duration(math.Round(s.Slots * float64(slot)))
+		return beacon.Slots(s.Slots, slot)
 	}
 	return s.D
 }
@@ -47,10 +49,11 @@ const maxSlots = 10_000
 // "2 slots", "1slot").
 func ParseSpan(v string) (Span, error) {
 	t := strings.TrimSpace(v)
-	if n, ok := strings.CutSuffix(t, "slots"); ok || strings.HasSuffix(t, "slot") {
-		if !ok {
-			n = strings.TrimSuffix(t, "slot")
-		}
+	n, inSlots := strings.CutSuffix(t, "slots")
+	if !inSlots {
+		n, inSlots = strings.CutSuffix(t, "slot")
+	}
+	if inSlots {
 		f, err := strconv.ParseFloat(strings.TrimSpace(n), 64)
 		if err != nil || math.IsNaN(f) || f <= 0 || f > maxSlots {
 			return Span{}, fmt.Errorf("%q: want a number of slots above 0 and up to %d (e.g. 1.5slots)", v, maxSlots)

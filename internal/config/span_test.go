@@ -74,10 +74,10 @@ func FuzzParseSpan(f *testing.F) {
 // The election thresholds follow --slot-duration unless set explicitly.
 func TestElectionThresholdsFollowTheSlot(t *testing.T) {
 	tests := []struct {
-		name                      string
-		args                      []string
-		env                       map[string]string
-		silence, wallLag, margind time.Duration
+		name                     string
+		args                     []string
+		env                      map[string]string
+		silence, wallLag, margin time.Duration
 	}{
 		{"mainnet defaults", nil, nil, 18 * time.Second, 36 * time.Second, 12 * time.Second},
 		{"2s slots", []string{"--slot-duration", "2s"}, nil, 3 * time.Second, 6 * time.Second, 2 * time.Second},
@@ -95,8 +95,8 @@ func TestElectionThresholdsFollowTheSlot(t *testing.T) {
 				t.Fatal(err)
 			}
 			s := c.SlotDuration
-			if got := [3]time.Duration{c.SilenceTimeout.Of(s), c.MaxWallLag.Of(s), c.WriterMargin.Of(s)}; got != [3]time.Duration{tt.silence, tt.wallLag, tt.margind} {
-				t.Fatalf("silence, wall lag, margin = %v, want %v %v %v", got, tt.silence, tt.wallLag, tt.margind)
+			if got := [3]time.Duration{c.SilenceTimeout.Of(s), c.MaxWallLag.Of(s), c.WriterMargin.Of(s)}; got != [3]time.Duration{tt.silence, tt.wallLag, tt.margin} {
+				t.Fatalf("silence, wall lag, margin = %v, want %v %v %v", got, tt.silence, tt.wallLag, tt.margin)
 			}
 		})
 	}
