@@ -58,8 +58,12 @@
 //     slot, which then takes it ([ReasonPeerAhead]). BNs racing on the same block are at
 //     most one slot apart, so they never swap the role; after a missed slot the next block
 //     is two slots ahead, and the half slot gives the writer time to import it too. When
-//     the writer's own forkchoiceUpdated moved its head back (a BN restarting from an old
-//     head) the role moves at once, so the ELs are not taken back with it;
+//     the writer's own forkchoiceUpdated moves its head back and so behind a candidate by
+//     more than PeerMargin (a BN restarting from an old head), the role moves with that
+//     request, so the ELs are not taken back with it. A step back that leaves the writer
+//     within the margin (a proposer's re-org build on the parent of a late block) does not
+//     count later: a peer that then announces the next block first gets the half slot
+//     like any other;
 //   - a writer that is not a candidate loses the role to the candidate with the highest
 //     head; the change carries the writer's own unhealthy reason.
 //

@@ -41,6 +41,7 @@ type arrival struct {
 	bn   string
 	fcu  bool // forkchoiceUpdated naming the slot's block; else newPayload of it
 	ping bool // a request that shows no head (exchangeCapabilities, getBlobs …)
+	back int  // for fcu: the head is this many slots before the slot's block
 }
 
 // slotScenario runs slots 0..slots-1 at the given slot length with the default thresholds
@@ -64,8 +65,8 @@ func slotScenario(t *testing.T, slotLen time.Duration, slots int, plan func(s in
 		arr := plan(s)
 		slices.SortStableFunc(arr, func(x, y arrival) int { return int(x.at - y.at) })
 		// Payload timestamps sit on slot starts; whole seconds for the slot lengths used.
-		ts := uint64(g.Add(time.Duration(s) * slotLen).Unix())
 		for _, a := range arr {
+			ts := uint64(g.Add(time.Duration(s-a.back) * slotLen).Unix())
 			clk.Set(g.Add(time.Duration(s)*slotLen + a.at))
 			switch {
 			case a.ping:
@@ -175,6 +176,22 @@ func TestThresholdsInSlots(t *testing.T) {
 				// b is 10 ms ahead of a, and sends an fcU with attributes and then the head.
 				ms := time.Millisecond
 				return []arrival{np(l/10, "b"), fcu(l/10+5*ms, "b"), fcu(l/10+8*ms, "b"), np(l/10+10*ms, "a"), fcu(l/10+15*ms, "a")}
+			},
+			want: nil, wantHealthy: []string{"a", "b"},
+		},
+		{
+			// A proposer's re-org: a's BN builds on the parent of the late block 2, which moves
+			// its head one slot back; b announces a's block 3 first. a keeps the role.
+			name: "proposer re-org build, then b announces the next block first",
+			plan: func(l time.Duration, s int) []arrival {
+				switch s {
+				case 2:
+					return append(both(l), arrival{at: l / 2, bn: "a", fcu: true, back: 1})
+				case 3:
+					ms := time.Millisecond
+					return []arrival{np(l/10, "b"), fcu(l/10+5*ms, "b"), np(l/10+100*ms, "a"), fcu(l/10+105*ms, "a")}
+				}
+				return both(l)
 			},
 			want: nil, wantHealthy: []string{"a", "b"},
 		},

@@ -140,7 +140,7 @@ type node struct {
 	fcuNano             int64    // when its latest forkchoiceUpdated came (Unix ns; 0 = none)
 	fcuRoundNano        int64    // its latest forkchoiceUpdated in an earlier round (see fcuRound)
 	fcuHead             uint64   // latest resolved forkchoiceUpdated head timestamp
-	headDown            bool     // that head is older than the one before it
+	movedBack           bool     // the request being evaluated moved fcuHead back (see Observe)
 	fcuHash             [32]byte // and its hash (status only)
 	maxPayload          uint64
 	ext                 External
@@ -227,38 +227,49 @@ func NewTracker(cfg Config, clk clock.Clock, log *slog.Logger) (*Tracker, error)
 func (t *Tracker) Observe(bn string, o Observation) (writer string, change *Change) {
 	t.mu.Lock()
 	now := t.clk.Now()
+	var n *node
 	if bn != "" {
-		n := t.nodes[bn]
-		if n == nil {
-			n = &node{name: bn}
-			t.nodes[bn] = n
-		}
-		if n.requests == 0 {
-			n.firstSeen = now
-			t.insert(n)
-		}
-		n.requests++
-		n.lastSeen, n.lastNano = now, now.UnixNano()
-		if o.PayloadTimestamp > n.maxPayload {
-			n.maxPayload = o.PayloadTimestamp
-		}
-		if o.HeadKnown {
-			nano := now.UnixNano()
-			if n.fcuNano != 0 && time.Duration(nano-n.fcuNano) > t.cfg.SlotDuration/2 {
-				n.fcuRoundNano = n.fcuNano
-			}
-			n.fcuSeen, n.fcuNano = true, nano
-			if o.HeadTimestamp != 0 {
-				n.headDown = o.HeadTimestamp < n.fcuHead
-				n.fcuHead = o.HeadTimestamp
-			}
-			n.fcuHash = o.HeadHash
-		}
+		n = t.record(bn, o, now)
 	}
 	change = t.evaluate(now)
+	if n != nil {
+		n.movedBack = false // it holds for the evaluation of this request only
+	}
 	writer = t.writerName()
 	t.finish(change)
 	return writer, change
+}
+
+// record applies one request of bn to its node, creating it if needed, and returns it.
+// Called with t.mu held.
+func (t *Tracker) record(bn string, o Observation, now time.Time) *node {
+	n := t.nodes[bn]
+	if n == nil {
+		n = &node{name: bn}
+		t.nodes[bn] = n
+	}
+	if n.requests == 0 {
+		n.firstSeen = now
+		t.insert(n)
+	}
+	nano := now.UnixNano()
+	n.requests++
+	n.lastSeen, n.lastNano = now, nano
+	if o.PayloadTimestamp > n.maxPayload {
+		n.maxPayload = o.PayloadTimestamp
+	}
+	if !o.HeadKnown {
+		return n
+	}
+	if n.fcuNano != 0 && time.Duration(nano-n.fcuNano) > t.cfg.SlotDuration/2 {
+		n.fcuRoundNano = n.fcuNano
+	}
+	n.fcuSeen, n.fcuNano, n.fcuHash = true, nano, o.HeadHash
+	if o.HeadTimestamp != 0 {
+		n.movedBack = o.HeadTimestamp < n.fcuHead
+		n.fcuHead = o.HeadTimestamp
+	}
+	return n
 }
 
 // IsWriter reports whether bn holds the writer role, after re-evaluating at the tracker's
@@ -445,7 +456,8 @@ func (t *Tracker) fcuSilent(n *node, now int64) bool {
 // The candidates are the nodes of the best standing present (healthy, else unhealthy but
 // talking, else silent). The writer keeps the role while it is a candidate and no
 // candidate's head has been ahead of its own by more than PeerMargin for longer than half a
-// slot (at once if the writer's own forkchoiceUpdated moved its head back); otherwise the
+// slot (at once if the writer's own forkchoiceUpdated, the request being evaluated, moved
+// its head back behind it); otherwise the
 // role goes to the candidate with the highest head (ties: first seen, then name).
 func (t *Tracker) evaluate(now time.Time) *Change {
 	t.events = t.events[:0]
@@ -485,7 +497,7 @@ func (t *Tracker) evaluate(now time.Time) *Change {
 		if t.aheadSince == 0 {
 			t.aheadSince = nowNano
 		}
-		if !w.headDown && time.Duration(nowNano-t.aheadSince) <= t.cfg.SlotDuration/2 {
+		if !w.movedBack && time.Duration(nowNano-t.aheadSince) <= t.cfg.SlotDuration/2 {
 			return nil // the writer may still be importing the block the peer announced
 		}
 		reason = ReasonPeerAhead
