@@ -218,16 +218,12 @@ func (d *devnet) startGeths(ctx context.Context, bin, genesisPath string) error 
 // startSyncProxy starts sync-proxy in front of the gethes with two beacon nodes, each with
 // its own secret, and returns the two BNs' Engine API clients.
 func (d *devnet) startSyncProxy(ctx context.Context, bin string, slot time.Duration) ([]*cldriver.Endpoint, error) {
-	enginePort, err := gethproc.FreePort()
+	ports, err := gethproc.FreePorts(2)
 	if err != nil {
 		return nil, err
 	}
-	opsPort, err := gethproc.FreePort()
-	if err != nil {
-		return nil, err
-	}
-	d.engine = fmt.Sprintf("127.0.0.1:%d", enginePort)
-	d.ops = fmt.Sprintf("127.0.0.1:%d", opsPort)
+	d.engine = fmt.Sprintf("127.0.0.1:%d", ports[0])
+	d.ops = fmt.Sprintf("127.0.0.1:%d", ports[1])
 	args := []string{"--listen", d.engine, "--ops-listen", d.ops,
 		"--slot-duration", slot.String()} // the election thresholds follow the slot
 	for i, n := range d.els {

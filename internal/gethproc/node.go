@@ -82,8 +82,24 @@ type Node struct {
 	AuthPort   int
 	HTTPPort   int
 
-	mu   sync.Mutex
-	proc *Process // nil before the first Start
+	mu        sync.Mutex
+	proc      *Process // nil before the first Start
+	logStart  int64    // size of the log when proc started
+	everReady bool     // the ports were answered once: they are fixed from then on
+	relaunch  int      // relaunches after losing a port at first start
+}
+
+// maxRelaunch bounds how often a first start is retried on fresh ports.
+const maxRelaunch = 3
+
+// pickPorts chooses two distinct free ports for the Engine API and the public HTTP API.
+func (n *Node) pickPorts() error {
+	ports, err := FreePorts(2)
+	if err != nil {
+		return fmt.Errorf("%s: %w", n.Name, err)
+	}
+	n.AuthPort, n.HTTPPort = ports[0], ports[1]
+	return nil
 }
 
 // New writes the node's files and runs `geth init` on the genesis. It does not start geth.
@@ -107,11 +123,7 @@ func New(cfg Config) (*Node, error) {
 		LogPath:    filepath.Join(cfg.Dir, "geth.log"),
 		Secret:     cfg.Secret,
 	}
-	var err error
-	if n.AuthPort, err = FreePort(); err != nil {
-		return nil, err
-	}
-	if n.HTTPPort, err = FreePort(); err != nil {
+	if err := n.pickPorts(); err != nil {
 		return nil, err
 	}
 	if err := n.Secret.WriteFile(n.SecretPath); err != nil {
@@ -173,6 +185,11 @@ func (n *Node) Start() error {
 	if n.proc != nil && !n.proc.ExitedNow() {
 		return fmt.Errorf("%s: Start while running", n.Name)
 	}
+	return n.startLocked()
+}
+
+func (n *Node) startLocked() error {
+	n.logStart = FileSize(n.LogPath)
 	p, err := Command{Bin: n.cfg.Bin, Args: n.Args(), LogPath: n.LogPath, OwnGroup: n.cfg.OwnGroup}.Start()
 	if err != nil {
 		return fmt.Errorf("%s: %w", n.Name, err)
@@ -181,14 +198,42 @@ func (n *Node) Start() error {
 	return nil
 }
 
+// relaunchOnFreshPorts handles a first start that lost a port to another process between
+// FreePorts and geth's bind: it picks two new ports and starts again, at most maxRelaunch
+// times. Once geth has answered, its ports are part of the caller's configuration (a proxy
+// points at them), so a later conflict is an error.
+func (n *Node) relaunchOnFreshPorts() (bool, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.everReady || n.relaunch >= maxRelaunch || !bindConflict(FileFrom(n.LogPath, n.logStart)) {
+		return false, nil
+	}
+	n.relaunch++
+	if err := n.pickPorts(); err != nil {
+		return false, err
+	}
+	if err := n.startLocked(); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
 // WaitReady polls both ports until geth answers, failing early if the process exits.
 func (n *Node) WaitReady(ctx context.Context) error {
 	for {
 		err := n.Ping(ctx)
 		if err == nil {
+			n.mu.Lock()
+			n.everReady = true
+			n.mu.Unlock()
 			return nil
 		}
 		if p := n.Process(); p == nil || p.ExitedNow() {
+			if again, rerr := n.relaunchOnFreshPorts(); rerr != nil {
+				return rerr
+			} else if again {
+				continue
+			}
 			return fmt.Errorf("%s exited during start-up (%v)\n%s", n.Name, p.ExitErr(), n.LogTail(40))
 		}
 		select {
@@ -292,4 +337,25 @@ func Tail(b []byte, n int) string {
 		}
 	}
 	return string(b)
+}
+
+// FileSize is the size of path, or 0 if it cannot be read.
+func FileSize(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// FileFrom returns what path holds from offset on (at most 1 MiB), or "" if it cannot be read.
+func FileFrom(path string, offset int64) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	b := make([]byte, 1<<20)
+	k, _ := f.ReadAt(b, offset)
+	return string(b[:k])
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"net"
 	"testing"
 	"time"
 
@@ -158,4 +159,33 @@ var testHTTPClient = gethproc.HTTPClient
 // if the test binary dies.
 func startProcess(bin string, args []string, logPath string) (*gethproc.Process, error) {
 	return gethproc.Command{Bin: bin, Args: args, LogPath: logPath}.Start()
+}
+
+// TestGethTakesFreshPortsWhenOneIsTaken: a port FreePorts chose can be taken by another
+// process before geth binds it (CI saw geth exit with "bind: address already in use"). The
+// first start then moves to fresh ports instead of failing the test that wanted a geth.
+func TestGethTakesFreshPortsWhenOneIsTaken(t *testing.T) {
+	chain := newTestChain(t, cldriver.Osaka, uint64(time.Now().Unix()))
+	n := newGethNode(t, chain, "squatted")
+	taken := n.AuthPort
+	l, err := net.Listen("tcp", n.EngineAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	n.Start()
+	if n.AuthPort == taken {
+		t.Fatalf("geth is ready on the taken port %d", taken)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := n.Head(ctx); err != nil {
+		t.Fatalf("head after relaunch: %v", err)
+	}
+	// Once geth has answered, its ports are fixed: a restart keeps them.
+	auth, http := n.AuthPort, n.HTTPPort
+	n.Restart()
+	if n.AuthPort != auth || n.HTTPPort != http {
+		t.Fatalf("restart moved the ports: %d/%d -> %d/%d", auth, http, n.AuthPort, n.HTTPPort)
+	}
 }

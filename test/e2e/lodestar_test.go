@@ -77,7 +77,8 @@ func lodestarParams() []string {
 // the network; every listener on 127.0.0.1.
 func newLodestar(t *testing.T, name, node, script string, engineURL, jwtPath string, cmd []string) *lodestarNode {
 	t.Helper()
-	l := &lodestarNode{t: t, name: name, node: node, dir: t.TempDir(), restPort: freePort(t), p2pPort: freePort(t)}
+	ports := freePorts(t, 2)
+	l := &lodestarNode{t: t, name: name, node: node, dir: t.TempDir(), restPort: ports[0], p2pPort: ports[1]}
 	l.logPath = filepath.Join(l.dir, "lodestar.log")
 	p2p := strconv.Itoa(l.p2pPort)
 	l.args = append([]string{script}, cmd...)

@@ -194,9 +194,10 @@ func TestProxyMirrorNginx(t *testing.T) {
 		bns:  bns,
 		slot: slotSeconds * time.Second,
 	})
+	ports := freePorts(t, 2)
 	servers := []nginxServer{
-		{Name: "bn1", Listen: fmt.Sprintf("127.0.0.1:%d", freePort(t)), EL: own[0].EngineAddr()},
-		{Name: "bn2", Listen: fmt.Sprintf("127.0.0.1:%d", freePort(t)), EL: own[1].EngineAddr()},
+		{Name: "bn1", Listen: fmt.Sprintf("127.0.0.1:%d", ports[0]), EL: own[0].EngineAddr()},
+		{Name: "bn2", Listen: fmt.Sprintf("127.0.0.1:%d", ports[1]), EL: own[1].EngineAddr()},
 	}
 	ngx := startNginx(t, proxy.listen, servers)
 	requireLoopbackOnly(t, "nginx", ngx.proc.PID())

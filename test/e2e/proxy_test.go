@@ -83,40 +83,48 @@ func newBeaconNode(t *testing.T, name string) *beaconNode {
 }
 
 // startSyncProxy builds (once) and starts sync-proxy with cfg, waits for /healthz, and stops
-// it in t.Cleanup.
+// it in t.Cleanup. If another process took one of its ports before it bound them, it starts
+// again on fresh ports (at most three times).
 func startSyncProxy(t *testing.T, cfg proxyConfig) *syncProxy {
 	t.Helper()
 	bin := syncProxyBinary(t)
-	p := &syncProxy{
-		t:       t,
-		listen:  fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		ops:     fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		logPath: filepath.Join(t.TempDir(), "sync-proxy.log"),
-	}
-	args := syncProxyArgs(p.listen, p.ops, cfg)
-	proc, err := startProcess(bin, args, p.logPath)
-	if err != nil {
-		t.Fatalf("sync-proxy: %v", err)
-	}
-	p.proc = proc
+	p := &syncProxy{t: t, logPath: filepath.Join(t.TempDir(), "sync-proxy.log")}
 	t.Cleanup(p.cleanup)
-	p.waitHealthy(args)
-	return p
+	for attempt := 0; ; attempt++ {
+		ports := freePorts(t, 2)
+		p.listen = fmt.Sprintf("127.0.0.1:%d", ports[0])
+		p.ops = fmt.Sprintf("127.0.0.1:%d", ports[1])
+		args := syncProxyArgs(p.listen, p.ops, cfg)
+		logStart := gethproc.FileSize(p.logPath)
+		proc, err := startProcess(bin, args, p.logPath)
+		if err != nil {
+			t.Fatalf("sync-proxy: %v", err)
+		}
+		p.proc = proc
+		err = p.waitHealthy()
+		if err == nil {
+			return p
+		}
+		if attempt < 2 && p.proc.ExitedNow() && strings.Contains(gethproc.FileFrom(p.logPath, logStart), "address already in use") {
+			t.Logf("sync-proxy lost a port to another process; starting again on fresh ports")
+			continue
+		}
+		t.Fatalf("%v\nargs: %q\n%s", err, args, fileTail(p.logPath, logTailLines))
+	}
 }
 
-func (p *syncProxy) waitHealthy(args []string) {
-	p.t.Helper()
+func (p *syncProxy) waitHealthy() error {
 	deadline := time.Now().Add(proxyStartTimeout)
 	for {
 		err := p.healthz()
 		if err == nil {
-			return
+			return nil
 		}
 		if p.proc.ExitedNow() {
-			p.t.Fatalf("sync-proxy exited during start-up (%v)\nargs: %q\n%s", p.proc.ExitErr(), args, fileTail(p.logPath, logTailLines))
+			return fmt.Errorf("sync-proxy exited during start-up (%v)", p.proc.ExitErr())
 		}
 		if time.Now().After(deadline) {
-			p.t.Fatalf("sync-proxy not healthy after %v: %v\nargs: %q\n%s", proxyStartTimeout, err, args, fileTail(p.logPath, logTailLines))
+			return fmt.Errorf("sync-proxy not healthy after %v: %w", proxyStartTimeout, err)
 		}
 		time.Sleep(pollInterval)
 	}
@@ -147,6 +155,9 @@ func (p *syncProxy) engine(bn *beaconNode) *cldriver.Endpoint {
 }
 
 func (p *syncProxy) cleanup() {
+	if p.proc == nil {
+		return
+	}
 	if err := p.proc.Stop(stopTimeout); err != nil {
 		p.t.Errorf("sync-proxy: stop: %v", err)
 	}

@@ -9,14 +9,14 @@ import (
 	"github.com/sync-proxy/sync-proxy/internal/gethproc"
 )
 
-// freePort returns a random loopback TCP port outside the ephemeral range that is free now.
-func freePort(t testing.TB) int {
+// freePorts returns n distinct loopback ports outside the ephemeral range that are free now.
+func freePorts(t testing.TB, n int) []int {
 	t.Helper()
-	p, err := gethproc.FreePort()
+	ps, err := gethproc.FreePorts(n)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return p
+	return ps
 }
 
 // fileTail returns the last n lines of a file, or why it could not be read.
