@@ -12,7 +12,13 @@
 // driver sends signed EIP-1559 transfers to the builder's public JSON-RPC and checks that they
 // land in the block.
 //
-// Time is virtual: block n has timestamp genesisTime + n·slot whatever the wall clock says.
+// Re-orgs: BuildOnParent builds a second block on the head's parent (a proposer's re-org
+// build, or another branch), and SetHead moves the head to any block the driver built, so a
+// test can switch between branches and build on either.
+//
+// Time is virtual: a block in slot s has timestamp genesisTime + s·slot whatever the wall
+// clock says. Without re-orgs block n is in slot n; a block built on the head's parent takes
+// the slot after the head's, as a proposer's would.
 // geth v1.17.10 accepts timestamps in the past and in the future (post-merge it no longer
 // checks for future blocks), so callers pick the genesis time that suits them.
 //

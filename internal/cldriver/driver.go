@@ -50,8 +50,8 @@ type Config struct {
 	BuildWait      time.Duration // first wait between forkchoiceUpdated and getPayload; 0: 10 ms
 }
 
-// Block is one block the driver built and made canonical on the builder, with the exact
-// requests a beacon node would send to any other execution client to import it.
+// Block is one block the driver built and imported on the builder, with the exact requests a
+// beacon node would send to any other execution client to import it and make it the head.
 type Block struct {
 	Number       uint64
 	Hash         common.Hash
@@ -73,8 +73,9 @@ type Driver struct {
 	signer types.Signer
 	from   common.Address
 	nonce  uint64
-	chain  []common.Hash // chain[n] is the hash of block n; chain[0] is genesis
-	blocks []*Block
+	chain  []common.Hash          // chain[n] is the hash of block n; chain[0] is genesis
+	blocks []*Block               // blocks[n-1] is block n of chain
+	known  map[common.Hash]*Block // every block built, on any branch
 	ids    atomic.Uint64
 }
 
@@ -105,6 +106,7 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 		cfg:    cfg,
 		signer: types.LatestSignerForChainID(cfg.ChainID),
 		chain:  []common.Hash{head.Hash},
+		known:  map[common.Hash]*Block{},
 	}
 	if cfg.Funder != nil {
 		d.from = crypto.PubkeyToAddress(cfg.Funder.PublicKey)
@@ -124,7 +126,7 @@ func (d *Driver) Head() Head {
 // Genesis returns the genesis block's hash.
 func (d *Driver) Genesis() common.Hash { return d.chain[0] }
 
-// Blocks returns every block built so far, oldest first.
+// Blocks returns the blocks of the driver's chain (genesis excluded), block 1 first.
 func (d *Driver) Blocks() []*Block { return append([]*Block(nil), d.blocks...) }
 
 // Sent returns how many transfers the funder has sent (its next nonce).
@@ -151,17 +153,89 @@ func (d *Driver) stateAt(n uint64, chain []common.Hash) ForkchoiceState {
 // BuildBlock submits the transfers, builds the next block on the builder, imports it there
 // with newPayload and makes it the builder's head. The next block takes the next slot.
 func (d *Driver) BuildBlock(ctx context.Context) (*Block, error) {
-	parent := d.Head()
-	number := parent.Number + 1
-	slot := number
-	timestamp := d.cfg.GenesisTime + slot*d.cfg.SlotSeconds
-	beaconRoot := beaconRootFor(slot)
-
+	number := d.Head().Number + 1
 	txs, err := d.submitTransfers(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("cldriver: block %d: %w", number, err)
 	}
-	env, err := d.buildPayload(ctx, parent, slot, timestamp, beaconRoot, txs)
+	b, err := d.buildOn(ctx, d.chain, d.nextSlot(), txs)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.expectValidForkchoice(ctx, b.ForkchoiceUpdated, number); err != nil {
+		return nil, fmt.Errorf("cldriver: block %d on builder: %w", number, err)
+	}
+	d.chain = append(d.chain, b.Hash)
+	d.blocks = append(d.blocks, b)
+	return b, nil
+}
+
+// BuildOnParent builds a block on the parent of the head, in the next slot, with no driver
+// transfers, and imports it on the builder with newPayload: the block a proposer builds when
+// it re-orgs a weak late head out (consensus-specs get_proposer_head), and a second branch
+// for re-org tests. The build is asked for with forkchoiceUpdated(head = parent, attributes),
+// which moves the builder's head back to the parent: until SetHead is called with the new
+// block or the old head, the builder's head is the parent while the driver's is unchanged.
+func (d *Driver) BuildOnParent(ctx context.Context) (*Block, error) {
+	head := d.Head()
+	if head.Number == 0 {
+		return nil, errors.New("cldriver: BuildOnParent at genesis: the head has no parent")
+	}
+	b, err := d.buildOn(ctx, d.chain[:head.Number], d.nextSlot(), nil)
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// SetHead sends b's head update to the builder (VALID required) and makes b's branch the
+// driver's chain: the next BuildBlock builds on b. b must be a block this driver built.
+func (d *Driver) SetHead(ctx context.Context, b *Block) error {
+	if d.known[b.Hash] != b {
+		return fmt.Errorf("cldriver: SetHead(%s): not a block this driver built", b.Head())
+	}
+	var path []*Block // b and its ancestors that are not on the driver's chain, newest first
+	for x := b; ; {
+		path = append(path, x)
+		if x.Number-1 < uint64(len(d.chain)) && d.chain[x.Number-1] == x.ParentHash {
+			break
+		}
+		if x = d.known[x.ParentHash]; x == nil {
+			return fmt.Errorf("cldriver: SetHead(%s): branch does not join the driver's chain", b.Head())
+		}
+	}
+	if err := d.expectValidForkchoice(ctx, b.ForkchoiceUpdated, b.Number); err != nil {
+		return fmt.Errorf("cldriver: head %s on builder: %w", b.Head(), err)
+	}
+	fork := path[len(path)-1].Number // the first block number that changes
+	d.chain = d.chain[:fork:fork]
+	d.blocks = d.blocks[: fork-1 : fork-1]
+	for i := len(path) - 1; i >= 0; i-- {
+		d.chain = append(d.chain, path[i].Hash)
+		d.blocks = append(d.blocks, path[i])
+	}
+	return nil
+}
+
+// nextSlot is the slot of a block built now: the one after the head's, and never before the
+// slot numbered like the next block (so a chain without missed slots has slot == number).
+func (d *Driver) nextSlot() uint64 {
+	head := d.Head()
+	slot := head.Number + 1
+	if b := d.known[head.Hash]; b != nil {
+		slot = max(slot, b.Slot+1)
+	}
+	return slot
+}
+
+// buildOn builds a block on the last block of chain at slot, with the transactions want
+// included, and imports it on the builder with newPayload. It does not change the head.
+func (d *Driver) buildOn(ctx context.Context, chain []common.Hash, slot uint64, want []common.Hash) (*Block, error) {
+	parent := Head{Number: uint64(len(chain) - 1), Hash: chain[len(chain)-1]}
+	number := parent.Number + 1
+	timestamp := d.cfg.GenesisTime + slot*d.cfg.SlotSeconds
+	beaconRoot := beaconRootFor(slot)
+	env, err := d.buildPayload(ctx, chain, slot, timestamp, beaconRoot, want)
 	if err != nil {
 		return nil, fmt.Errorf("cldriver: block %d: %w", number, err)
 	}
@@ -176,26 +250,22 @@ func (d *Driver) BuildBlock(ctx context.Context) (*Block, error) {
 	if err := d.expectValidPayload(ctx, newPayload, number); err != nil {
 		return nil, fmt.Errorf("cldriver: block %d on builder: %w", number, err)
 	}
-	chain := append(d.chain[:len(d.chain):len(d.chain)], sum.BlockHash)
-	fcu, err := d.cfg.Fork.forkchoiceRequest(d.stateAt(number, chain), nil)
+	withBlock := append(chain[:len(chain):len(chain)], sum.BlockHash)
+	fcu, err := d.cfg.Fork.forkchoiceRequest(d.stateAt(number, withBlock), nil)
 	if err != nil {
 		return nil, err
 	}
-	if err := d.expectValidForkchoice(ctx, fcu, number); err != nil {
-		return nil, fmt.Errorf("cldriver: block %d on builder: %w", number, err)
-	}
-	d.chain = chain
 	b := &Block{
 		Number:            number,
 		Hash:              sum.BlockHash,
 		ParentHash:        parent.Hash,
 		Slot:              slot,
 		Timestamp:         timestamp,
-		Transactions:      txs,
+		Transactions:      want,
 		NewPayload:        newPayload,
 		ForkchoiceUpdated: fcu,
 	}
-	d.blocks = append(d.blocks, b)
+	d.known[b.Hash] = b
 	return b, nil
 }
 
@@ -203,11 +273,12 @@ func (d *Driver) BuildBlock(ctx context.Context) (*Block, error) {
 // in want. geth hands out the empty block if asked before the full one is ready, and a
 // delivered payload stops building, so each retry starts a new build (another prevRandao)
 // and waits twice as long.
-func (d *Driver) buildPayload(ctx context.Context, parent Head, slot, timestamp uint64, beaconRoot common.Hash, want []common.Hash) (payloadEnvelope, error) {
+func (d *Driver) buildPayload(ctx context.Context, chain []common.Hash, slot, timestamp uint64, beaconRoot common.Hash, want []common.Hash) (payloadEnvelope, error) {
+	parent := Head{Number: uint64(len(chain) - 1), Hash: chain[len(chain)-1]}
 	wait := d.cfg.BuildWait
 	for attempt := uint64(0); ; attempt++ {
 		attrs := d.attributes(slot, attempt, timestamp, beaconRoot)
-		id, err := d.startBuild(ctx, parent, attrs)
+		id, err := d.startBuild(ctx, chain, attrs)
 		if err != nil {
 			return payloadEnvelope{}, err
 		}
@@ -248,9 +319,10 @@ func (d *Driver) attributes(slot, attempt, timestamp uint64, beaconRoot common.H
 	return attrs
 }
 
-// startBuild sends forkchoiceUpdated(parent, attrs) and returns the raw payload id.
-func (d *Driver) startBuild(ctx context.Context, parent Head, attrs *PayloadAttributes) (json.RawMessage, error) {
-	req, err := d.cfg.Fork.forkchoiceRequest(d.stateAt(parent.Number, d.chain), attrs)
+// startBuild sends forkchoiceUpdated(head = the last block of chain, attrs) and returns the
+// raw payload id.
+func (d *Driver) startBuild(ctx context.Context, chain []common.Hash, attrs *PayloadAttributes) (json.RawMessage, error) {
+	req, err := d.cfg.Fork.forkchoiceRequest(d.stateAt(uint64(len(chain)-1), chain), attrs)
 	if err != nil {
 		return nil, err
 	}
