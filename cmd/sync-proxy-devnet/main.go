@@ -12,8 +12,13 @@
 //     following the same chain does: sync-proxy deduplicates its blocks and keeps its head
 //     updates from the ELs unless it becomes the writer.
 //
-// Every slot it prints the block, the writer and each EL's head as sync-proxy's GET /status
-// reports them. Ctrl-C (SIGINT) or SIGTERM stops sync-proxy and the gethes by PID and
+// With --late-reorg-every N, every Nth slot bn-1 treats the head as a weak late block and
+// re-orgs it out, as Lighthouse, Prysm and Teku do by default (consensus-specs
+// get_proposer_head): it builds on the head's parent with forkchoiceUpdated(head = parent,
+// attributes), then makes its own block the head. Every EL must follow both steps.
+//
+// Every slot it prints the block, the writer, how many ELs have the new block as head (read
+// from each geth's own JSON-RPC), and each EL as sync-proxy's GET /status reports it. Ctrl-C (SIGINT) or SIGTERM stops sync-proxy and the gethes by PID and
 // removes the folder (unless --keep).
 package main
 
@@ -48,6 +53,7 @@ const (
 	stopTimeout  = 15 * time.Second
 	txsPerBlock  = 2
 	maxFailures  = 5 // consecutive slots without a block before the devnet gives up
+	followWait   = time.Second
 )
 
 type options struct {
@@ -57,6 +63,7 @@ type options struct {
 	dir         string
 	keep        bool
 	maxDuration time.Duration
+	lateReorg   uint64 // every lateReorg-th slot is a proposer's re-org build; 0: never
 }
 
 func main() {
@@ -67,6 +74,7 @@ func main() {
 	flag.StringVar(&o.dir, "dir", "", "folder for datadirs, secrets and logs (default: a new temp folder)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the folder when stopping")
 	flag.DurationVar(&o.maxDuration, "max-duration", 24*time.Hour, "stop by itself after this long")
+	flag.Uint64Var(&o.lateReorg, "late-reorg-every", 0, "every Nth slot, bn-1 re-orgs the head out as a late block: it builds on the head's parent (0: never)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -81,13 +89,14 @@ func main() {
 
 // devnet is everything run started and must stop.
 type devnet struct {
-	out     io.Writer
-	dir     string
-	els     []*gethproc.Node
-	proxy   *gethproc.Process
-	proxyLg string
-	ops     string
-	engine  string
+	out       io.Writer
+	lateReorg uint64
+	dir       string
+	els       []*gethproc.Node
+	proxy     *gethproc.Process
+	proxyLg   string
+	ops       string
+	engine    string
 }
 
 func run(ctx context.Context, o options, out io.Writer) (err error) {
@@ -112,7 +121,7 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 	} else if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	d := &devnet{out: out, dir: dir}
+	d := &devnet{out: out, dir: dir, lateReorg: o.lateReorg}
 	defer func() {
 		d.stop()
 		if o.keep || o.dir != "" {
@@ -149,6 +158,9 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 	fmt.Fprintf(out, "sync-proxy (pid %d) at %s, direct mode; status page http://%s/ (JSON at /status), log %s\n",
 		d.proxy.PID(), d.engine, d.ops, d.proxyLg)
 	fmt.Fprintf(out, "bn-1 proposes a block every %v through sync-proxy; bn-2 sends the same blocks. Ctrl-C stops everything.\n", o.slot)
+	if o.lateReorg > 0 {
+		fmt.Fprintf(out, "every %d slots bn-1 re-orgs the head out as a late block: it builds on the head's parent.\n", o.lateReorg)
+	}
 
 	slotSeconds := uint64(o.slot / time.Second)
 	driverCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -273,7 +285,7 @@ func (d *devnet) startSyncProxy(ctx context.Context, bin string, slot time.Durat
 func (d *devnet) loop(ctx context.Context, driver *cldriver.Driver, bns []*cldriver.Endpoint, genesis uint64, slot time.Duration) error {
 	failures := 0
 	for ctx.Err() == nil {
-		n := driver.Head().Number + 1
+		n := driver.NextSlot()
 		at := time.Unix(int64(genesis), 0).Add(time.Duration(n) * slot)
 		select {
 		case <-ctx.Done():
@@ -286,7 +298,7 @@ func (d *devnet) loop(ctx context.Context, driver *cldriver.Driver, bns []*cldri
 		}
 		if err != nil {
 			failures++
-			fmt.Fprintf(d.out, "%s block #%d failed (%d in a row): %v\n", time.Now().Format("15:04:05"), n, failures, err)
+			fmt.Fprintf(d.out, "%s slot %d failed (%d in a row): %v\n", time.Now().Format("15:04:05"), n, failures, err)
 			if failures >= maxFailures {
 				return fmt.Errorf("%d slots in a row without a block; last error: %w", failures, err)
 			}
@@ -298,12 +310,23 @@ func (d *devnet) loop(ctx context.Context, driver *cldriver.Driver, bns []*cldri
 	return nil
 }
 
-// slot has bn-1 propose the next block and bn-2 send it again, then reports the status.
+// slot has bn-1 propose the next block (or, on a late re-org slot, a block on the head's
+// parent that it then makes the head) and bn-2 send it again, then reports the status.
 func (d *devnet) slot(ctx context.Context, driver *cldriver.Driver, bns []*cldriver.Endpoint) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	start := time.Now()
-	b, err := driver.BuildBlock(ctx)
+	late := driver.Head()
+	reorg := d.lateReorg > 0 && late.Number > 0 && driver.NextSlot()%d.lateReorg == 0
+	var b *cldriver.Block
+	var err error
+	if reorg {
+		if b, err = driver.BuildOnParent(ctx); err == nil {
+			err = driver.SetHead(ctx, b)
+		}
+	} else {
+		b, err = driver.BuildBlock(ctx)
+	}
 	if err != nil {
 		return "", err
 	}
@@ -316,16 +339,19 @@ func (d *devnet) slot(ctx context.Context, driver *cldriver.Driver, bns []*cldri
 	if err := bns[1].Send(ctx, b.ForkchoiceUpdated, cldriver.StringID(fmt.Sprintf("fcu%d", b.Number)), &fcu); err != nil {
 		return "", fmt.Errorf("bn-2 forkchoiceUpdated: %w", err)
 	}
-	// Give the followers' lanes a moment, then show what sync-proxy sees.
-	time.Sleep(100 * time.Millisecond)
+	following := d.following(ctx, b.Head())
 	st, err := d.status(ctx)
 	if err != nil {
 		return "", fmt.Errorf("sync-proxy status: %w", err)
 	}
 	var b2 strings.Builder
-	fmt.Fprintf(&b2, "%s block #%d %s (%d txs) built by bn-1 via sync-proxy in %v; bn-2 got %s/%s | writer %s |",
-		time.Now().Format("15:04:05"), b.Number, b.Hash.TerminalString(), len(b.Transactions), took.Round(time.Millisecond),
-		np.Status, fcu.PayloadStatus.Status, orNone(st.Writer))
+	fmt.Fprintf(&b2, "%s slot %d block #%d %s (%d txs) built by bn-1 via sync-proxy in %v",
+		time.Now().Format("15:04:05"), b.Slot, b.Number, b.Hash.TerminalString(), len(b.Transactions), took.Round(time.Millisecond))
+	if reorg {
+		fmt.Fprintf(&b2, ", on #%d: late block #%d %s re-orged out", b.Number-1, late.Number, late.Hash.TerminalString())
+	}
+	fmt.Fprintf(&b2, "; bn-2 got %s/%s | writer %s | %d/%d ELs at #%d |",
+		np.Status, fcu.PayloadStatus.Status, orNone(st.Writer), following, len(d.els), b.Number)
 	for _, el := range st.ELs {
 		head := "-"
 		if el.Head != nil {
@@ -334,6 +360,24 @@ func (d *devnet) slot(ctx context.Context, driver *cldriver.Driver, bns []*cldri
 		fmt.Fprintf(&b2, " %s(%s) %s %s %s", el.Name, el.Role, el.State, head, el.LastStatus)
 	}
 	return b2.String(), nil
+}
+
+// following waits up to followWait until every EL's own JSON-RPC reports head as its head,
+// and returns how many do.
+func (d *devnet) following(ctx context.Context, head cldriver.Head) int {
+	deadline := time.Now().Add(followWait)
+	for {
+		n := 0
+		for _, el := range d.els {
+			if h, err := el.Head(ctx); err == nil && h == head {
+				n++
+			}
+		}
+		if n == len(d.els) || time.Now().After(deadline) || ctx.Err() != nil {
+			return n
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func orNone(s string) string {

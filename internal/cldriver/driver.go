@@ -158,7 +158,7 @@ func (d *Driver) BuildBlock(ctx context.Context) (*Block, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cldriver: block %d: %w", number, err)
 	}
-	b, err := d.buildOn(ctx, d.chain, d.nextSlot(), txs)
+	b, err := d.buildOn(ctx, d.chain, d.NextSlot(), txs)
 	if err != nil {
 		return nil, err
 	}
@@ -181,7 +181,7 @@ func (d *Driver) BuildOnParent(ctx context.Context) (*Block, error) {
 	if head.Number == 0 {
 		return nil, errors.New("cldriver: BuildOnParent at genesis: the head has no parent")
 	}
-	b, err := d.buildOn(ctx, d.chain[:head.Number], d.nextSlot(), nil)
+	b, err := d.buildOn(ctx, d.chain[:head.Number], d.NextSlot(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -217,9 +217,10 @@ func (d *Driver) SetHead(ctx context.Context, b *Block) error {
 	return nil
 }
 
-// nextSlot is the slot of a block built now: the one after the head's, and never before the
-// slot numbered like the next block (so a chain without missed slots has slot == number).
-func (d *Driver) nextSlot() uint64 {
+// NextSlot is the slot of the next block BuildBlock or BuildOnParent builds: the one after
+// the head's, and never before the slot numbered like the next block (so a chain without
+// re-org builds has slot == number).
+func (d *Driver) NextSlot() uint64 {
 	head := d.Head()
 	slot := head.Number + 1
 	if b := d.known[head.Hash]; b != nil {
