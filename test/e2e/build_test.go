@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ethereum/go-ethereum/common"
-
 	"github.com/sync-proxy/sync-proxy/internal/cldriver"
 )
 
@@ -31,24 +29,8 @@ func TestProxyBuildsThroughPrimaryLoss(t *testing.T) {
 		bns:  []*beaconNode{bn},
 		slot: slotSeconds * time.Second,
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	// The beacon node's engine endpoint is sync-proxy; the driver reads genesis from a
-	// follower, which survives. No transactions: they would have to reach the EL that builds.
-	driver, err := cldriver.New(ctx, cldriver.Config{
-		Fork:           chain.fork,
-		Engine:         proxy.engine(bn),
-		RPC:            survivors[0].rpc(),
-		ChainID:        chain.chainID,
-		Recipient:      common.HexToAddress("0x000000000000000000000000000000000000beef"),
-		GenesisTime:    chain.genesisTime,
-		SlotSeconds:    chain.slotSeconds,
-		FeeRecipient:   feeRecipient,
-		TargetGasLimit: genesisGasLimit,
-	})
-	if err != nil {
-		t.Fatalf("start driver: %v", err)
-	}
+	// The driver reads genesis from a follower, which survives.
+	driver := newProxyDriver(t, chain, proxy, bn, survivors[0])
 	build := func(phase string) *cldriver.Block {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

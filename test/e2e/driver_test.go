@@ -43,6 +43,30 @@ func newDriver(t *testing.T, chain *testChain, builder *gethNode) *cldriver.Driv
 	return d
 }
 
+// newProxyDriver returns a CL driver for a beacon node whose engine endpoint is sync-proxy:
+// its builds go through the proxy to the ELs. It reads genesis from rpcNode and sends no
+// transactions (they would have to reach the EL that builds).
+func newProxyDriver(t *testing.T, chain *testChain, proxy *syncProxy, bn *beaconNode, rpcNode *gethNode) *cldriver.Driver {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	d, err := cldriver.New(ctx, cldriver.Config{
+		Fork:           chain.fork,
+		Engine:         proxy.engine(bn),
+		RPC:            rpcNode.rpc(),
+		ChainID:        chain.chainID,
+		Recipient:      common.HexToAddress("0x000000000000000000000000000000000000beef"),
+		GenesisTime:    chain.genesisTime,
+		SlotSeconds:    chain.slotSeconds,
+		FeeRecipient:   feeRecipient,
+		TargetGasLimit: genesisGasLimit,
+	})
+	if err != nil {
+		t.Fatalf("start driver for %s through sync-proxy: %v", bn.name, err)
+	}
+	return d
+}
+
 // buildBlock builds the next block on the driver's builder, with its transactions.
 func buildBlock(t *testing.T, d *cldriver.Driver) *cldriver.Block {
 	t.Helper()

@@ -39,21 +39,9 @@ func TestProxyFollowsTheWritersReorgs(t *testing.T) {
 		bns:  []*beaconNode{bn},
 		slot: slotSeconds * time.Second,
 	})
+	driver := newProxyDriver(t, chain, proxy, bn, nodes[1])
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	driver, err := cldriver.New(ctx, cldriver.Config{
-		Fork:           chain.fork,
-		Engine:         proxy.engine(bn),
-		RPC:            nodes[1].rpc(),
-		ChainID:        chain.chainID,
-		GenesisTime:    chain.genesisTime,
-		SlotSeconds:    chain.slotSeconds,
-		FeeRecipient:   feeRecipient,
-		TargetGasLimit: genesisGasLimit,
-	})
-	if err != nil {
-		t.Fatalf("start driver: %v", err)
-	}
 	fail := func(step string, err error) {
 		t.Helper()
 		t.Fatalf("%s: %v\nproxy: %s\nproxy log:\n%s", step, err, proxy.mustStatus(t), fileTail(proxy.logPath, 40))
