@@ -181,11 +181,7 @@ func (d *Driver) BuildOnParent(ctx context.Context) (*Block, error) {
 	if head.Number == 0 {
 		return nil, errors.New("cldriver: BuildOnParent at genesis: the head has no parent")
 	}
-	b, err := d.buildOn(ctx, d.chain[:head.Number], d.NextSlot(), nil)
-	if err != nil {
-		return nil, err
-	}
-	return b, nil
+	return d.buildOn(ctx, d.chain[:head.Number], d.NextSlot(), nil)
 }
 
 // SetHead sends b's head update to the builder (VALID required) and makes b's branch the

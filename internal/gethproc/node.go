@@ -205,7 +205,7 @@ func (n *Node) startLocked() error {
 func (n *Node) relaunchOnFreshPorts() (bool, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.everReady || n.relaunch >= maxRelaunch || !bindConflict(FileFrom(n.LogPath, n.logStart)) {
+	if n.everReady || n.relaunch >= maxRelaunch || !BindConflict(FileFrom(n.LogPath, n.logStart)) {
 		return false, nil
 	}
 	n.relaunch++

@@ -15,19 +15,9 @@ const (
 	maxPort = 32000 // Linux's ephemeral range starts at 32768 by default
 )
 
-// FreePort returns a random loopback TCP port outside the ephemeral range that is free now.
-func FreePort() (int, error) {
-	ports, err := FreePorts(1)
-	if err != nil {
-		return 0, err
-	}
-	return ports[0], nil
-}
-
 // FreePorts returns n distinct loopback TCP ports outside the ephemeral range that are free
-// now. Every port stays bound until all n are chosen, so two calls to FreePort for one child
-// process can never return the same port twice. Another process may still take one before
-// the child binds it: see bindConflict.
+// now. Every port stays bound until all n are chosen, so no port is returned twice. Another
+// process may still take one before the child binds it: see BindConflict.
 func FreePorts(n int) ([]int, error) {
 	if n < 1 || n > 64 {
 		return nil, fmt.Errorf("FreePorts(%d): want 1 to 64 ports", n)
@@ -39,10 +29,7 @@ func FreePorts(n int) ([]int, error) {
 			l.Close()
 		}
 	}()
-	for range 100 * n {
-		if len(ports) == n {
-			break
-		}
+	for try := 0; len(ports) < n && try < 100*n; try++ {
 		port := minPort + rand.IntN(maxPort-minPort)
 		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 		if err != nil {
@@ -57,8 +44,8 @@ func FreePorts(n int) ([]int, error) {
 	return ports, nil
 }
 
-// bindConflict reports whether a child's log says it lost one of its ports to another
-// process between FreePorts and its own bind.
-func bindConflict(log string) bool {
+// BindConflict reports whether a child's log says it lost one of its ports to another
+// process between FreePorts and its own bind (geth and sync-proxy both print Go's error).
+func BindConflict(log string) bool {
 	return strings.Contains(log, "bind: address already in use")
 }

@@ -48,8 +48,8 @@ func TestBindConflict(t *testing.T) {
 		{"", false},
 	}
 	for _, c := range cases {
-		if got := bindConflict(c.log); got != c.want {
-			t.Errorf("bindConflict(%q) = %v, want %v", c.log, got, c.want)
+		if got := BindConflict(c.log); got != c.want {
+			t.Errorf("BindConflict(%q) = %v, want %v", c.log, got, c.want)
 		}
 	}
 }

@@ -85,25 +85,42 @@ func buildBlock(t *testing.T, d *cldriver.Driver) *cldriver.Block {
 // sendNewPayload sends the block's newPayload to ep with id and returns the payload status.
 func sendNewPayload(t *testing.T, ep *cldriver.Endpoint, b *cldriver.Block, id cldriver.ID) cldriver.PayloadStatus {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), blockTimeout)
-	defer cancel()
-	var st cldriver.PayloadStatus
-	if err := ep.Send(ctx, b.NewPayload, id, &st); err != nil {
-		t.Fatalf("block %d newPayload to %s: %v", b.Number, ep.URL, err)
-	}
-	return st
+	return sendNewPayloadRequest(t, ep, b.NewPayload, id)
 }
 
 // sendForkchoice sends the block's head update to ep with id and returns the payload status.
 func sendForkchoice(t *testing.T, ep *cldriver.Endpoint, b *cldriver.Block, id cldriver.ID) cldriver.PayloadStatus {
 	t.Helper()
+	return sendForkchoiceRequest(t, ep, b.ForkchoiceUpdated, id)
+}
+
+// sendNewPayloadRequest sends any newPayload request (e.g. a bad copy from withBlobHashes) to
+// ep and returns the payload status.
+func sendNewPayloadRequest(t *testing.T, ep *cldriver.Endpoint, req cldriver.Request, id cldriver.ID) cldriver.PayloadStatus {
+	t.Helper()
+	var st cldriver.PayloadStatus
+	sendRequest(t, ep, req, id, &st)
+	return st
+}
+
+// sendForkchoiceRequest sends any head update (e.g. a stale one from Driver.ForkchoiceUpdated)
+// to ep and returns the payload status.
+func sendForkchoiceRequest(t *testing.T, ep *cldriver.Endpoint, req cldriver.Request, id cldriver.ID) cldriver.PayloadStatus {
+	t.Helper()
+	var resp cldriver.ForkchoiceResponse
+	sendRequest(t, ep, req, id, &resp)
+	return resp.PayloadStatus
+}
+
+// sendRequest sends req to ep with id, decodes the result into result, and fails the test on any
+// transport, HTTP or JSON-RPC error.
+func sendRequest(t *testing.T, ep *cldriver.Endpoint, req cldriver.Request, id cldriver.ID, result any) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), blockTimeout)
 	defer cancel()
-	var resp cldriver.ForkchoiceResponse
-	if err := ep.Send(ctx, b.ForkchoiceUpdated, id, &resp); err != nil {
-		t.Fatalf("block %d forkchoiceUpdated to %s: %v", b.Number, ep.URL, err)
+	if err := ep.Send(ctx, req, id, result); err != nil {
+		t.Fatalf("%s (id %s) to %s: %v", req.Method, id, ep.URL, err)
 	}
-	return resp.PayloadStatus
 }
 
 // requireStatus fails unless st is one of want.
@@ -214,17 +231,4 @@ func blockIDs(number uint64, sender int) (newPayload, forkchoice cldriver.ID) {
 		return cldriver.StringID(fmt.Sprintf("np%d", number)), cldriver.StringID(fmt.Sprintf("fcu%d", number))
 	}
 	return cldriver.NumberID(2 * number), cldriver.NumberID(2*number + 1)
-}
-
-// sendForkchoiceRequest sends any head update (e.g. a stale one from Driver.ForkchoiceUpdated)
-// to ep and returns the payload status.
-func sendForkchoiceRequest(t *testing.T, ep *cldriver.Endpoint, req cldriver.Request, id cldriver.ID) cldriver.PayloadStatus {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), blockTimeout)
-	defer cancel()
-	var resp cldriver.ForkchoiceResponse
-	if err := ep.Send(ctx, req, id, &resp); err != nil {
-		t.Fatalf("forkchoiceUpdated to %s: %v", ep.URL, err)
-	}
-	return resp.PayloadStatus
 }

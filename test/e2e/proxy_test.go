@@ -105,7 +105,7 @@ func startSyncProxy(t *testing.T, cfg proxyConfig) *syncProxy {
 		if err == nil {
 			return p
 		}
-		if attempt < 2 && p.proc.ExitedNow() && strings.Contains(gethproc.FileFrom(p.logPath, logStart), "address already in use") {
+		if attempt < 2 && p.proc.ExitedNow() && gethproc.BindConflict(gethproc.FileFrom(p.logPath, logStart)) {
 			t.Logf("sync-proxy lost a port to another process; starting again on fresh ports")
 			continue
 		}

@@ -156,15 +156,3 @@ func withBlobHashes(t *testing.T, req cldriver.Request, hashes ...common.Hash) c
 	}
 	return cldriver.Request{Method: req.Method, Params: out}
 }
-
-// sendNewPayloadRequest sends any newPayload request to ep and returns the payload status.
-func sendNewPayloadRequest(t *testing.T, ep *cldriver.Endpoint, req cldriver.Request, id cldriver.ID) cldriver.PayloadStatus {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), blockTimeout)
-	defer cancel()
-	var st cldriver.PayloadStatus
-	if err := ep.Send(ctx, req, id, &st); err != nil {
-		t.Fatalf("%s to %s: %v", req.Method, ep.URL, err)
-	}
-	return st
-}
