@@ -6,7 +6,13 @@ LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 BIN       := bin/sync-proxy
 FUZZTIME  ?= 30s
 
-.PHONY: help build test test-unit test-e2e lint fmt fuzz bench soak devnet clean
+# what scripts/setup.sh installs is found first, without touching the caller's PATH
+GOBIN_DIR := $(or $(shell $(GO) env GOBIN),$(shell $(GO) env GOPATH)/bin)
+export PATH := $(GOBIN_DIR):$(PATH)
+export SYNC_PROXY_LODESTAR_DIR ?= $(HOME)/.cache/sync-proxy/lodestar
+SETUP     := GO=$(GO) scripts/setup.sh
+
+.PHONY: help setup build test test-unit test-e2e lint fmt fuzz bench soak devnet clean
 
 help: #? list the targets
 	@grep -E '^[a-z-]+:.*#\?' $(MAKEFILE_LIST) | sed -E 's/:.*#\? /\t/' | expand -t 14
@@ -14,7 +20,10 @@ help: #? list the targets
 build: #? build bin/sync-proxy (static, trimmed, versioned)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/sync-proxy
 
-test: lint #? the whole suite, as CI runs it: lint, every test with -race, then each fuzz target briefly (needs geth, nginx, chromium, lodestar, root for test/netfault)
+setup: #? install what make test needs, once: staticcheck and geth (go install), nginx, Chromium, nftables, Node.js (apt-get, as root), Lodestar (npm)
+	@$(SETUP)
+
+test: setup lint #? the whole suite, as CI runs it: setup, lint, every test with -race, then each fuzz target briefly (root for test/netfault)
 	$(GO) test -race -count=1 -timeout 80m ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=3s
 
@@ -27,6 +36,7 @@ test-e2e: #? the real-client suite only
 lint: #? gofmt, go vet, staticcheck, go mod tidy check
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 	$(GO) vet ./...
+	@$(SETUP) staticcheck
 	staticcheck ./...
 	$(GO) mod tidy -diff
 
@@ -45,9 +55,7 @@ bench: build #? measure the hop: floor, nginx, sync-proxy (mirror, direct 1/16 f
 	bin/sync-proxy-load bench --proxy-bin $(BIN) --out bin/bench.md $(BENCHFLAGS)
 
 devnet: build #? see it work: three gethes behind sync-proxy, two simulated beacon nodes, a block every 4 s; Ctrl-C stops all
-	@command -v geth >/dev/null 2>&1 || test -x "$${GETH_BINARY:-$$($(GO) env GOPATH)/bin/geth}" || { \
-	  echo "geth not found: installing geth v1.17.10 (go install, a few minutes)"; \
-	  $(GO) install github.com/ethereum/go-ethereum/cmd/geth@v1.17.10; }
+	@$(SETUP) geth
 	$(GO) build -o bin/sync-proxy-devnet ./cmd/sync-proxy-devnet
 	bin/sync-proxy-devnet --sync-proxy $(BIN) $(DEVNETFLAGS)
 

@@ -16,11 +16,13 @@
 //
 // Real clients are found as follows; a missing one is a failure, never a skip.
 //
-//   - geth v1.17.10: $GETH_BINARY, PATH, then $GOPATH/bin/geth (go install
-//     github.com/ethereum/go-ethereum/cmd/geth@v1.17.10).
+//   - geth v1.17.10: $GETH_BINARY, PATH, then $GOPATH/bin/geth.
 //   - nginx: $NGINX_BINARY, PATH, then /usr/sbin/nginx.
-//   - Lodestar v1.5.1: $SYNC_PROXY_LODESTAR_DIR (default ~/.cache/sync-proxy/lodestar), installed by
-//     /work/shared/real-clients/lodestar/install.sh DIR, run with node from PATH.
+//   - Lodestar v1.5.1: $SYNC_PROXY_LODESTAR_DIR (default ~/.cache/sync-proxy/lodestar), run with
+//     node from PATH.
+//
+// `make test` installs them first (scripts/setup.sh); `scripts/setup.sh geth lodestar` alone
+// installs geth and Lodestar.
 //
 // Run them with
 //

@@ -19,8 +19,8 @@ import (
 	"github.com/sync-proxy/sync-proxy/internal/gethproc"
 )
 
-// Lodestar v1.5.1 (Capella only), installed by /work/shared/real-clients/lodestar/install.sh
-// DIR; CI sets SYNC_PROXY_LODESTAR_DIR to DIR. (Not LODESTAR_*: Lodestar reads every
+// Lodestar v1.5.1 (Capella only), installed into SYNC_PROXY_LODESTAR_DIR (default
+// ~/.cache/sync-proxy/lodestar) by `scripts/setup.sh lodestar`, which `make test` runs. (Not LODESTAR_*: Lodestar reads every
 // LODESTAR_* variable as a command-line flag, so LODESTAR_DIR would become --dir.)
 const (
 	lodestarScript      = "node_modules/@chainsafe/lodestar/lib/index.js"
@@ -39,7 +39,7 @@ func lodestarCommand(t *testing.T) (node, script string) {
 	}
 	script = filepath.Join(dir, lodestarScript)
 	if _, err := os.Stat(script); err != nil {
-		t.Fatalf("Lodestar not found at %s (%v); install it with: bash /work/shared/real-clients/lodestar/install.sh %s, and set SYNC_PROXY_LODESTAR_DIR", script, err, dir)
+		t.Fatalf("Lodestar not found at %s (%v); install it with: SYNC_PROXY_LODESTAR_DIR=%s scripts/setup.sh lodestar (make test does)", script, err, dir)
 	}
 	node, err := exec.LookPath("node")
 	if err != nil {
