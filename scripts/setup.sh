@@ -107,7 +107,12 @@ lodestar() {
       :
     else
       say "installing Lodestar v$lodestar_version into $lodestar_dir (npm, about a minute)"
-      bash scripts/lodestar/install.sh "$lodestar_dir" >/dev/null
+      mkdir -p "$lodestar_dir"
+      bash scripts/lodestar/install.sh "$lodestar_dir" >"$lodestar_dir/install.log" 2>&1 || {
+        tail -30 "$lodestar_dir/install.log" >&2
+        say "installing Lodestar failed; the whole log: $lodestar_dir/install.log"
+        exit 1
+      }
     fi
     : >"$lodestar_stamp"
   fi
