@@ -12,7 +12,7 @@ export PATH := $(GOBIN_DIR):$(PATH)
 export SYNC_PROXY_LODESTAR_DIR ?= $(HOME)/.cache/sync-proxy/lodestar
 SETUP     := GO=$(GO) scripts/setup.sh
 
-.PHONY: help setup build test test-unit test-e2e lint fmt fuzz bench soak devnet clean
+.PHONY: help setup build test check test-e2e lint fmt fuzz bench soak devnet clean
 
 help: #? list the targets
 	@grep -E '^[a-z-]+:.*#\?' $(MAKEFILE_LIST) | sed -E 's/:.*#\? /\t/' | expand -t 14
@@ -23,12 +23,13 @@ build: #? build bin/sync-proxy (static, trimmed, versioned)
 setup: #? install what make test needs, once: staticcheck and geth (go install), nginx, Chromium, nftables, Node.js (apt-get, as root), Lodestar (npm)
 	@$(SETUP)
 
-test: setup lint #? the whole suite, as CI runs it: setup, lint, every test with -race, then each fuzz target briefly (root for test/netfault)
-	$(GO) test -race -count=1 -timeout 80m ./...
-	$(MAKE) --no-print-directory fuzz FUZZTIME=3s
+test: #? the whole suite, as CI runs it: setup, lint, every test with -race, then each fuzz target briefly (root for test/netfault); prints each phase's time
+	@scripts/phases.sh 'setup=$(SETUP)' 'lint=$(MAKE) --no-print-directory lint' \
+	  'test=$(GO) test -race -count=1 -timeout 80m ./...' 'fuzz=$(MAKE) --no-print-directory fuzz FUZZTIME=3s'
 
-test-unit: #? unit tests only (no real clients)
-	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /test/e2e)
+check: #? the fast tier, for working (under 3 minutes): lint, then every package's unit tests with -race -short (no real clients, a 15 s soak)
+	@scripts/phases.sh 'lint=$(MAKE) --no-print-directory lint' \
+	  'unit=$(GO) test -race -count=1 -short $$($(GO) list ./... | grep -v /test/)'
 
 test-e2e: #? the real-client suite only
 	$(GO) test -race -count=1 -timeout 75m -v ./test/e2e/

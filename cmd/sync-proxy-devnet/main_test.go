@@ -17,6 +17,9 @@ import (
 // seconds: every slot's block reaches all three ELs, and every third slot bn-1 re-orgs the
 // head out (a build on its parent), which all three ELs follow as well.
 func TestDevnetWithLateReorgs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short (make check) runs no real clients; make test runs this one with geth")
+	}
 	bin := filepath.Join(t.TempDir(), "sync-proxy")
 	if out, err := exec.Command("go", "build", "-o", bin, "../sync-proxy").CombinedOutput(); err != nil {
 		t.Fatalf("build sync-proxy: %v\n%s", err, out)

@@ -22,7 +22,7 @@ import (
 )
 
 // The soak: three beacon nodes drive four ELs (one of them flapping) through one proxy in
-// direct mode for SOAK_DURATION (default 60s; `make soak` runs 10m), with accelerated slots:
+// direct mode for SOAK_DURATION (default 60s, 15s with -short; `make soak` runs 10m), with accelerated slots:
 // every soakSlot of real time the election clock moves one 12 s slot. Every newPayload the
 // proxy accepted is accounted for on every lane: delivered, failed (with the error kind) or
 // dropped (with the reason); none may be unexplained. Healthy ELs must have every block and
@@ -39,6 +39,9 @@ const (
 
 func soakDuration(t *testing.T) time.Duration {
 	s := os.Getenv("SOAK_DURATION")
+	if s == "" && testing.Short() {
+		return 15 * time.Second
+	}
 	if s == "" {
 		return 60 * time.Second
 	}

@@ -129,6 +129,9 @@ func screenshot(t *testing.T, ctx context.Context, name string) []byte {
 // fits a phone, and that it refreshes itself; it saves screenshots as test artifacts. With
 // UPDATE_SCREENSHOT=1 it also writes docs/status-page.png.
 func TestStatusPageInChromium(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short (make check) runs no real clients; make test runs this one with Chromium")
+	}
 	r := scenario(t)
 	s, err := status.NewServer(r.Proxy, status.Options{Version: "v0.1.0", Commit: "3f2c9e1", SlotDuration: statustest.Slot,
 		Clock: r.Clock, Refresh: time.Second})

@@ -169,3 +169,62 @@ func TestSetupNamesTheCommandWhenItCannotInstall(t *testing.T) {
 		}
 	}
 }
+
+// scripts/phases.sh, which `make test` and `make check` run: every phase's time at the end, and
+// the first failure stops the run with its exit status and the times so far.
+func TestPhasesReportsEachPhase(t *testing.T) {
+	phases, err := filepath.Abs(filepath.Join("..", "..", "scripts", "phases.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		args   []string
+		rc     int
+		report []string // the lines after "== phases", by prefix
+		absent string
+	}{
+		{"all pass", []string{"lint=true", "test=sleep 0.2"}, 0,
+			[]string{"   lint ", "   test ", "   total "}, "FAILED"},
+		{"second fails", []string{"lint=true", "test=exit 3", "fuzz=echo never-run"}, 3,
+			[]string{"   lint ", "   test ", "   total "}, "never-run"},
+		{"not NAME=COMMAND", []string{"lint"}, 2, nil, "== phases"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command("bash", append([]string{phases}, tc.args...)...)
+			out, err := cmd.CombinedOutput()
+			rc := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				rc = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if rc != tc.rc {
+				t.Fatalf("exit %d, want %d:\n%s", rc, tc.rc, out)
+			}
+			if strings.Contains(string(out), tc.absent) {
+				t.Errorf("output has %q:\n%s", tc.absent, out)
+			}
+			if tc.report == nil {
+				return
+			}
+			_, report, ok := strings.Cut(string(out), "== phases\n")
+			if !ok {
+				t.Fatalf("no report:\n%s", out)
+			}
+			lines := strings.Split(strings.TrimRight(report, "\n"), "\n")
+			if len(lines) != len(tc.report) {
+				t.Fatalf("report has %d lines, want %d:\n%s", len(lines), len(tc.report), report)
+			}
+			for i, want := range tc.report {
+				if !strings.HasPrefix(lines[i], want) {
+					t.Errorf("line %d %q, want prefix %q", i, lines[i], want)
+				}
+			}
+			if tc.rc != 0 && !strings.Contains(lines[1], "FAILED (exit 3)") {
+				t.Errorf("failed phase not marked: %q", lines[1])
+			}
+		})
+	}
+}
