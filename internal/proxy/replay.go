@@ -44,6 +44,12 @@ func (r *replayRing) add(d *upstream.Delivery) {
 	r.order = append(r.order, d)
 	r.byHash[d.Req.Block.Hash] = d
 	r.bytes += int64(cap(d.Body))
+	r.trim()
+}
+
+// trim forgets the oldest blocks while the ring is over its bytes; the newest block stays
+// whatever its size. Called with r.mu held.
+func (r *replayRing) trim() {
 	for len(r.order) > 1 && r.bytes > r.maxBytes {
 		old := r.order[0]
 		r.order[0] = nil
@@ -76,6 +82,7 @@ func (r *replayRing) prefer(d *upstream.Delivery) {
 	r.byHash[d.Req.Block.Hash] = d
 	r.bytes += int64(cap(d.Body)) - int64(cap(old.Body))
 	old.Release()
+	r.trim() // the good copy may be the larger
 }
 
 // printOf fingerprints the copy of block h that the ring holds when it is the delivery
