@@ -19,13 +19,13 @@ report() {
   printf '   %-10s %8s\n' total "$(fmt "$total")"
 }
 
-# fmt MS: milliseconds as "12.3s" or "4m05.6s"
+# fmt MS: milliseconds as "12.3s" or "4m05.6s" (integer arithmetic: no locale's decimal point)
 fmt() {
-  local ms=$1
+  local ms=$1 tenths=$(($1 / 100 % 10)) s=$(($1 / 1000 % 60))
   if [ "$ms" -ge 60000 ]; then
-    printf '%dm%04.1fs' $((ms / 60000)) "$(printf '%d.%d' $(((ms % 60000) / 1000)) $(((ms % 1000) / 100)))"
+    printf '%dm%02d.%ds' $((ms / 60000)) "$s" "$tenths"
   else
-    printf '%d.%ds' $((ms / 1000)) $(((ms % 1000) / 100))
+    printf '%d.%ds' $((ms / 1000)) "$tenths"
   fi
 }
 

@@ -66,21 +66,20 @@ lodestar_installed() { [ -f "$lodestar_stamp" ]; }
 
 system() {
   local pkgs=()
-  need() { pkgs+=("$1"); }
-  have nginx || [ -x /usr/sbin/nginx ] || need nginx
-  have chromium || have chromium-browser || [ -x "${CHROMIUM:-/nonexistent}" ] || need chromium
-  have nft || [ -x /usr/sbin/nft ] || need nftables
-  { have ip || [ -x /usr/sbin/ip ]; } && { have tc || [ -x /usr/sbin/tc ]; } || need iproute2
-  have node || need nodejs
+  have nginx || [ -x /usr/sbin/nginx ] || pkgs+=(nginx)
+  have chromium || have chromium-browser || [ -x "${CHROMIUM:-/nonexistent}" ] || pkgs+=(chromium)
+  have nft || [ -x /usr/sbin/nft ] || pkgs+=(nftables)
+  { have ip || [ -x /usr/sbin/ip ]; } && { have tc || [ -x /usr/sbin/tc ]; } || pkgs+=(iproute2)
+  have node || pkgs+=(nodejs)
   if ! lodestar_installed; then
     # building Lodestar's two native addons needs Node's headers, npm and a C++ toolchain
-    [ -f /usr/include/node/node.h ] || [ -n "${NODEDIR:-}" ] || need nodejs
-    have npm || need npm
-    have g++ || need g++
-    have make || need make
-    have python3 || need python3
+    [ -f /usr/include/node/node.h ] || [ -n "${NODEDIR:-}" ] || pkgs+=(nodejs)
+    have npm || pkgs+=(npm)
+    have g++ || pkgs+=(g++)
+    have make || pkgs+=(make)
+    have python3 || pkgs+=(python3)
   fi
-  [ -f /etc/ssl/certs/ca-certificates.crt ] || need ca-certificates
+  [ -f /etc/ssl/certs/ca-certificates.crt ] || pkgs+=(ca-certificates)
   if [ ${#pkgs[@]} -gt 0 ]; then
     local list
     list=$(printf '%s\n' "${pkgs[@]}" | sort -u | tr '\n' ' ')
@@ -126,4 +125,5 @@ for part in "$@"; do
     *) echo "usage: scripts/setup.sh [staticcheck] [geth] [system] [lodestar]" >&2; exit 2 ;;
   esac
 done
-say "ready: ${ready[*]/%/,}" | sed 's/,$//'
+list=$(printf '%s, ' "${ready[@]}")
+say "ready: ${list%, }"
