@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -94,6 +95,7 @@ const (
 	OutcomeUnauthorized Outcome = "unauthorized" // 401
 	OutcomeFailed       Outcome = "failed"       // no EL gave an answer
 	OutcomeLoop         Outcome = "loop"         // a chained request that already passed this proxy
+	OutcomeNotFound     Outcome = "not_found"    // a request to an Engine API REST path (404: the BN falls back to JSON-RPC)
 )
 
 // Proxy is the Engine API handler. It is safe for concurrent use.
@@ -313,6 +315,14 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if name != p.cfg.SharedKeyName {
 			jwtName = name
 		}
+	}
+	if restPath(r.URL.Path) {
+		outcome = OutcomeNotFound
+		id := p.identify(r, jwtName)
+		bn, source = id.Name, id.Source
+		method = r.Method + " " + r.URL.Path
+		notFound(w, r.URL.Path)
+		return
 	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -712,6 +722,35 @@ func (p *Proxy) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error)
 func writeJSON(w http.ResponseWriter, body []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(body) // a beacon node that hung up cannot be told anything
+}
+
+// restPath reports whether path is one of the Engine API's REST endpoints (execution-apis
+// PR #793: /engine/v1/..., also under a /bn/<name> prefix), which this proxy does not serve.
+func restPath(path string) bool {
+	if rest, ok := strings.CutPrefix(path, bnPathPrefix); ok {
+		i := strings.IndexByte(rest, '/')
+		if i < 0 {
+			return false
+		}
+		path = rest[i:]
+	}
+	return strings.HasPrefix(path, "/engine/")
+}
+
+// notFound answers a REST path with 404, in the REST transport's error shape (RFC 9457). A
+// consensus client that probes the REST transport falls back to JSON-RPC on a 404.
+func notFound(w http.ResponseWriter, path string) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusNotFound)
+	b, _ := json.Marshal(struct {
+		Type   string `json:"type"`
+		Title  string `json:"title"`
+		Status int    `json:"status"`
+		Detail string `json:"detail"`
+	}{"about:blank", "Not Found", http.StatusNotFound,
+		"sync-proxy serves the Engine API over JSON-RPC only: " + path + " is not served; use JSON-RPC (POST /)"})
+	_, _ = w.Write(append(b, '\n'))
 }
 
 func httpError(w http.ResponseWriter, status int, msg string) {
