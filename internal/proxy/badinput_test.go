@@ -83,8 +83,8 @@ func badCases() []badCase {
 		{name: "two objects", body: np + np, wantCode: engine.CodeParseError, wantID: "null"},
 		{name: "unbalanced 100k [", body: strings.Repeat("[", 100_000), wantCode: engine.CodeInvalidRequest, wantID: "null"},
 		// JSON, not a request.
-		{name: "batch", body: "[" + np + "]", wantCode: engine.CodeInvalidRequest, wantID: "null"},
 		{name: "empty batch", body: "[]", wantCode: engine.CodeInvalidRequest, wantID: "null"},
+		{name: "batch with a broken request", body: "[" + np + ",{]", wantCode: engine.CodeParseError, wantID: "null"},
 		{name: "string", body: `"engine_newPayloadV3"`, wantCode: engine.CodeInvalidRequest, wantID: "null"},
 		{name: "number", body: `42`, wantCode: engine.CodeInvalidRequest, wantID: "null"},
 		{name: "null", body: `null`, wantCode: engine.CodeInvalidRequest, wantID: "null"},

@@ -53,6 +53,8 @@ func FuzzServeHTTP(f *testing.F) {
 		[]byte(`{"jsonrpc":"2.0","id":7,"method":"eth_chainId","params":[]}`),
 		[]byte(`{"jsonrpc":"2.0","id":8,"method":"eth_getBlockByNumber","params":["latest",false]}`),
 		[]byte(`[{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}]`),
+		[]byte(`[` + string(newPayloadBody(`"b1"`, 3)) + `,` + string(forkchoiceBody(`"b2"`, 3, true)) + `,7,{"id":"x"}]`),
+		[]byte(`[]`),
 		[]byte(`{"jsonrpc":"2.0","id":1,"id":2,"method":"engine_newPayloadV3","params":[]}`),
 		[]byte(strings.Repeat("[", 200)),
 		[]byte(``),
@@ -75,7 +77,6 @@ func FuzzServeHTTP(f *testing.F) {
 	allowed := map[int]bool{http.StatusOK: true, http.StatusRequestEntityTooLarge: true, http.StatusUnsupportedMediaType: true}
 
 	f.Fuzz(func(t *testing.T, ctype string, body []byte) {
-		req0, inspectErr := engine.Inspect(body)
 		for _, p := range proxies {
 			req := httptest.NewRequest(http.MethodPost, "/bn/fuzz", bytes.NewReader(body))
 			if ctype != "" {
@@ -93,24 +94,55 @@ func FuzzServeHTTP(f *testing.F) {
 				continue
 			}
 			ans := rec.Body.Bytes()
-			var env struct {
-				JSONRPC string          `json:"jsonrpc"`
-				ID      json.RawMessage `json:"id"`
-				Result  json.RawMessage `json:"result"`
-				Error   json.RawMessage `json:"error"`
-			}
-			if err := json.Unmarshal(ans, &env); err != nil || env.JSONRPC != "2.0" || (env.Result == nil) == (env.Error == nil) {
-				t.Fatalf("answer %q to %q is not one JSON-RPC response (%v)", ans, body, err)
-			}
-			if inspectErr == nil || req0.ID != nil {
-				want := req0.ID
-				if want == nil {
-					want = json.RawMessage("null")
+			if elems, n, err := engine.SplitBatch(body, engine.MaxBatch); err == nil {
+				// A batch: one answer per request, in order, each addressed to its request.
+				var as []json.RawMessage
+				if err := json.Unmarshal(ans, &as); err != nil {
+					t.Fatalf("answer %q to the batch %q is not an array (%v)", ans, body, err)
 				}
-				if !bytes.Equal(env.ID, want) {
-					t.Fatalf("answer id %s, request id %s (%q)", env.ID, want, body)
+				if n > engine.MaxBatch {
+					if len(as) != 1 {
+						t.Fatalf("%d answers to a batch of %d", len(as), n)
+					}
+					requireResponse(t, as[0], nil, body)
+					continue
 				}
+				if len(as) != n {
+					t.Fatalf("%d answers to a batch of %d: %q", len(as), n, body)
+				}
+				for i, e := range elems {
+					requireResponse(t, as[i], e, body)
+				}
+				continue
 			}
+			requireResponse(t, ans, body, body)
 		}
 	})
+}
+
+// requireResponse checks that ans is one JSON-RPC response, and, when req is given, that it is
+// addressed to req (whole is the body the fuzzer sent, for the message).
+func requireResponse(t *testing.T, ans, req, whole []byte) {
+	t.Helper()
+	var env struct {
+		JSONRPC string          `json:"jsonrpc"`
+		ID      json.RawMessage `json:"id"`
+		Result  json.RawMessage `json:"result"`
+		Error   json.RawMessage `json:"error"`
+	}
+	if err := json.Unmarshal(ans, &env); err != nil || env.JSONRPC != "2.0" || (env.Result == nil) == (env.Error == nil) {
+		t.Fatalf("answer %q to %q is not one JSON-RPC response (%v)", ans, whole, err)
+	}
+	if req == nil {
+		return
+	}
+	if req0, inspectErr := engine.Inspect(req); inspectErr == nil || req0.ID != nil {
+		want := req0.ID
+		if want == nil {
+			want = json.RawMessage("null")
+		}
+		if !bytes.Equal(env.ID, want) {
+			t.Fatalf("answer id %s, request id %s (%q)", env.ID, want, whole)
+		}
+	}
 }

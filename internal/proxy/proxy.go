@@ -126,6 +126,8 @@ type Proxy struct {
 	replay *replayRing
 	// bodies recycles large request bodies.
 	bodies *bodyPool
+	// batchMax bounds the answers one batch collects (maxBatchAnswerBytes).
+	batchMax int
 	// budget bounds, in bytes, what the lanes hold.
 	budget *backlog.Budget
 
@@ -195,6 +197,7 @@ func New(cfg Config, clk clock.Clock, log *slog.Logger) (*Proxy, error) {
 		caps:     newCapabilities(clk, cfg.CapabilitiesRefresh, len(cfg.ELs)),
 		replay:   newReplayRing(cfg.ReplayBytes),
 		bodies:   newBodyPool(),
+		batchMax: maxBatchAnswerBytes,
 		budget:   budget,
 		diverge:  divergence.New(divergence.Options{Clock: clk}),
 	}
@@ -281,13 +284,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	bn, class, outcome := "", engine.ClassNonEngine, OutcomeRejected
 	var source, method string
+	batch := false // a batch's elements are reported one by one
 	defer func() {
-		took := time.Since(start)
-		if p.cfg.Hooks.OnRequest != nil {
-			p.cfg.Hooks.OnRequest(bn, class, outcome, took)
-		}
-		if p.log.Enabled(r.Context(), slog.LevelDebug) {
-			p.log.Debug("request", "bn", bn, "identified_by", source, "method", method, "outcome", outcome, "took", took)
+		if !batch {
+			p.report(r.Context(), start, bn, source, class, method, outcome)
 		}
 	}()
 
@@ -349,32 +349,53 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	id := p.identify(r, jwtName)
 	bn, source = id.Name, id.Source
+	if engine.IsBatch(body) {
+		batch = true
+		p.serveBatch(w, r, id, body)
+		return
+	}
+	class, method, outcome = p.serveOne(r, body, id.Name, func(answer []byte) { writeJSON(w, answer) })
+}
 
+// report tells the hooks and the debug log how one request (or one element of a batch) ended.
+func (p *Proxy) report(ctx context.Context, start time.Time, bn, source string, class engine.Class, method string, outcome Outcome) {
+	took := time.Since(start)
+	if p.cfg.Hooks.OnRequest != nil {
+		p.cfg.Hooks.OnRequest(bn, class, outcome, took)
+	}
+	if p.log.Enabled(ctx, slog.LevelDebug) {
+		p.log.Debug("request", "bn", bn, "identified_by", source, "method", method, "outcome", outcome, "took", took)
+	}
+}
+
+// serveOne routes one JSON-RPC request from beacon node bn, whose body it owns from now
+// on, and gives the answer to emit before the body can go back to the pool. When the
+// beacon node went away before an answer was ready, emit is not called.
+func (p *Proxy) serveOne(r *http.Request, body []byte, bn string, emit func(answer []byte)) (engine.Class, string, Outcome) {
 	req, err := engine.Inspect(body)
 	if err != nil {
 		var ee *engine.Error
 		if !errors.As(err, &ee) {
 			ee = &engine.Error{Code: engine.CodeInternalError, Message: err.Error()}
 		}
-		writeJSON(w, engine.ErrorResponse(req.ID, ee))
-		return
+		emit(engine.ErrorResponse(req.ID, ee))
+		return engine.ClassNonEngine, req.Method, OutcomeRejected
 	}
-	class, method = req.Class, req.Method
 	via := r.Header.Get(upstream.HeaderVia)
 	if via != "" && p.trusted(remoteAddr(r.RemoteAddr)) && containsHop(via, p.cfg.Instance) {
-		outcome = OutcomeLoop
-		writeJSON(w, engine.ErrorResponse(req.ID, &engine.Error{Code: engine.CodeServerError, Message: "request loop: this sync-proxy already relayed this request"}))
-		return
+		emit(engine.ErrorResponse(req.ID, &engine.Error{Code: engine.CodeServerError, Message: "request loop: this sync-proxy already relayed this request"}))
+		return req.Class, req.Method, OutcomeLoop
 	}
-	d := &upstream.Delivery{Req: req, Body: body, BN: id.Name, Received: p.clk.Now(), Seq: p.seq.Add(1)}
+	d := &upstream.Delivery{Req: req, Body: body, BN: bn, Received: p.clk.Now(), Seq: p.seq.Add(1)}
 	if pooled(int64(cap(body))) {
 		d.Pool(p.bodies.put)
-		defer d.Release() // this handler's own hold: it reads d.Req (ids point into the body) to the end
+		defer d.Release() // this request's own hold: it reads d.Req (ids point into the body) to the end
 	}
 	if p.trusted(remoteAddr(r.RemoteAddr)) {
 		d.Via = via
 	}
 	var answer []byte
+	var outcome Outcome
 	switch req.Class {
 	case engine.ClassNewPayload:
 		answer, outcome = p.newPayload(r.Context(), d)
@@ -383,10 +404,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		answer, outcome = p.read(r.Context(), d)
 	}
-	if answer == nil { // the beacon node went away
-		return
+	if answer != nil { // nil: the beacon node went away
+		emit(answer)
 	}
-	writeJSON(w, answer)
+	return req.Class, req.Method, outcome
 }
 
 // newPayload sends a block to every lane that does not have it yet and answers.

@@ -375,7 +375,7 @@ func TestBadInput(t *testing.T) {
 		{"empty", http.MethodPost, "application/json", nil, 200, engine.CodeParseError},
 		{"not json", http.MethodPost, "application/json", []byte(`hello`), 200, engine.CodeParseError},
 		{"truncated", http.MethodPost, "application/json", newPayloadBody(`1`, 1)[:200], 200, engine.CodeParseError},
-		{"batch", http.MethodPost, "application/json", []byte(`[{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}]`), 200, engine.CodeInvalidRequest},
+		{"empty batch", http.MethodPost, "application/json", []byte(`[]`), 200, engine.CodeInvalidRequest},
 		{"no method", http.MethodPost, "application/json", []byte(`{"jsonrpc":"2.0","id":1}`), 200, engine.CodeInvalidRequest},
 		{"bad params", http.MethodPost, "application/json", []byte(`{"jsonrpc":"2.0","id":1,"method":"engine_newPayloadV3","params":[{"blockHash":"0x12"}]}`), 200, engine.CodeInvalidParams},
 	} {
