@@ -26,6 +26,8 @@ const codeResponseTooLarge = -32003
 // engine.MaxBatch requests gets one error, addressed to its first request.
 func (p *Proxy) serveBatch(w http.ResponseWriter, r *http.Request, id Identity, body []byte) {
 	start := time.Now()
+	// Each request is copied out of the batch (own), so its buffer is free again at the end.
+	defer p.bodies.put(body)
 	elems, n, err := engine.SplitBatch(body, engine.MaxBatch)
 	if err != nil {
 		p.report(r.Context(), start, id.Name, id.Source, engine.ClassNonEngine, "batch", OutcomeRejected)
@@ -49,12 +51,12 @@ func (p *Proxy) serveBatch(w http.ResponseWriter, r *http.Request, id Identity, 
 		writeJSON(w, append(append([]byte{'['}, answer...), ']'))
 		return
 	}
+	// Every request is routed even when the beacon node has gone (r's context is done), as
+	// one sent alone is once read: the blocks and head updates of a batch are not lost with
+	// its connection. Only the answer is then not written.
 	out := make([]byte, 1, 256*len(elems))
 	out[0] = '['
 	for i, e := range elems {
-		if r.Context().Err() != nil {
-			return // the beacon node went away: nobody to answer
-		}
 		if i > 0 {
 			out = append(out, ',')
 		}
@@ -65,18 +67,14 @@ func (p *Proxy) serveBatch(w http.ResponseWriter, r *http.Request, id Identity, 
 			continue
 		}
 		began := time.Now()
-		answered := false
 		class, method, outcome := p.serveOne(r, p.own(e), id.Name, func(answer []byte) {
 			out = append(out, answer...)
-			answered = true
 		})
 		p.report(r.Context(), began, id.Name, id.Source, class, method, outcome)
-		if !answered {
-			return // the beacon node went away
-		}
 	}
-	p.bodies.put(body) // every element was copied out; a pooled batch buffer is free again
-	writeJSON(w, append(out, ']'))
+	if r.Context().Err() == nil {
+		writeJSON(w, append(out, ']'))
+	}
 }
 
 // own copies one element of a batch into a body of its own (pooled when large), so that

@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sync-proxy/sync-proxy/internal/engine"
+	"github.com/sync-proxy/sync-proxy/internal/fakeel"
 	"github.com/sync-proxy/sync-proxy/internal/upstream"
 )
 
@@ -249,6 +252,48 @@ func TestBatchAnswersBounded(t *testing.T) {
 			if rec.ID == `"np2"` || rec.ID == `"f"` {
 				t.Errorf("%s received %s, answered as too large", el.Name, rec.ID)
 			}
+		}
+	}
+}
+
+// TestBatchRoutedWhenTheBeaconNodeLeaves: a batch is taken whole once read, as a request sent
+// alone is: when its beacon node hangs up while a direct-mode answer is awaited, the requests
+// after it still reach every EL (the blocks are not lost), and nothing is written back.
+func TestBatchRoutedWhenTheBeaconNodeLeaves(t *testing.T) {
+	var log requestLog
+	r := newRig(t, direct3, log.hook)
+	r.els[0].Set(fakeel.Slow, 2*time.Second) // the primary: its answer is awaited
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	body := batchOf(newPayloadBody(`"np1"`, 1), newPayloadBody(`"np2"`, 2), forkchoiceBody(`"f2"`, 2, false))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.srv.URL+"/bn/lh", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	done := make(chan error, 1)
+	go func() {
+		resp, err := r.srv.Client().Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	if !r.els[0].WaitFor(1, 10*time.Second) {
+		t.Fatal("the primary never received the first block")
+	}
+	cancel() // the beacon node hangs up while the proxy awaits the primary's answer
+	if err := <-done; err == nil {
+		t.Fatal("the request completed although it was cancelled")
+	}
+	r.els[0].Set(fakeel.Normal, 0) // the rest drains at once
+	r.waitIdle()
+	for _, el := range r.els {
+		if got, want := requestIDs(el, engine.ClassNewPayload), []string{`"np1"`, `"np2"`}; !slices.Equal(got, want) {
+			t.Errorf("%s received blocks %v, want %v", el.Name, got, want)
+		}
+		if got := requestIDs(el, engine.ClassForkchoice); !slices.Contains(got, `"f2"`) {
+			t.Errorf("%s received head updates %v, want the batch's \"f2\"", el.Name, got)
 		}
 	}
 }
