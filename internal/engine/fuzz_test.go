@@ -61,13 +61,7 @@ func FuzzInspect(f *testing.F) {
 		r, err := Inspect(body)
 		valid := json.Valid(body)
 		if err != nil {
-			var e *Error
-			if !errors.As(err, &e) {
-				t.Fatalf("error %v is %T, not *Error", err, err)
-			}
-			if valid && e.Code == CodeParseError {
-				t.Fatalf("valid JSON reported as a parse error: %v\n%q", err, body)
-			}
+			requireScanError(t, err, valid, body)
 			return
 		}
 		if r.Class != Classify(r.Method) || r.Version != MethodVersion(r.Method) {
@@ -194,13 +188,7 @@ func FuzzInspectResponse(f *testing.F) {
 		r, err := InspectResponse(c, body)
 		valid := json.Valid(body)
 		if err != nil {
-			var e *Error
-			if !errors.As(err, &e) {
-				t.Fatalf("error %v is %T, not *Error", err, err)
-			}
-			if valid && e.Code == CodeParseError {
-				t.Fatalf("valid JSON reported as a parse error: %v\n%q", err, body)
-			}
+			requireScanError(t, err, valid, body)
 			return
 		}
 		if !valid {
@@ -275,4 +263,17 @@ func FuzzWithID(f *testing.F) {
 			t.Fatalf("other members changed:\n%q\n%q", body, out)
 		}
 	})
+}
+
+// requireScanError checks an error from a function that scans a body: an *Error, and never a
+// parse error for valid JSON (valid is json.Valid(body)).
+func requireScanError(t *testing.T, err error, valid bool, body []byte) {
+	t.Helper()
+	var e *Error
+	if !errors.As(err, &e) {
+		t.Fatalf("error %v is %T, not *Error", err, err)
+	}
+	if valid && e.Code == CodeParseError {
+		t.Fatalf("valid JSON reported as a parse error: %v\n%q", err, body)
+	}
 }
