@@ -309,13 +309,20 @@ func (e *EL) Methods() []string {
 // WaitFor waits until at least n requests were received or timeout passes, and reports
 // whether they were.
 func (e *EL) WaitFor(n int, timeout time.Duration) bool {
+	return e.WaitUntil(func(got []Received) bool { return len(got) >= n }, timeout)
+}
+
+// WaitUntil waits until done holds for the requests received so far (in order; done must
+// not keep the slice) or timeout passes, and reports whether it held. done is checked once
+// at the start and after every request.
+func (e *EL) WaitUntil(done func(got []Received) bool, timeout time.Duration) bool {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	for {
 		e.mu.Lock()
-		got, ch := len(e.got), e.notify
+		ok, ch := done(e.got), e.notify
 		e.mu.Unlock()
-		if got >= n {
+		if ok {
 			return true
 		}
 		select {

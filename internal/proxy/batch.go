@@ -79,6 +79,8 @@ func (p *Proxy) serveBatch(w http.ResponseWriter, r *http.Request, id Identity, 
 
 // own copies one element of a batch into a body of its own (pooled when large), so that
 // every request the lanes hold owns exactly its bytes and the batch's buffer can be reused.
+// A sub-slice would pin the whole batch while the backlog budget and the recent blocks,
+// which count a body by its capacity, counted only its part: the copy keeps them honest.
 func (p *Proxy) own(e []byte) []byte {
 	var b []byte
 	if pooled(int64(len(e))) {

@@ -297,3 +297,56 @@ func TestBatchRoutedWhenTheBeaconNodeLeaves(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchBurstPastAHungPrimary: a range-syncing burst sent as one batch (64 blocks, each
+// with its head update) in direct mode, with the primary hung and a follower slow: the batch
+// is answered in the failover delay, not 64 of them, every answer in order and from an EL,
+// and each live EL gets every block in order.
+func TestBatchBurstPastAHungPrimary(t *testing.T) {
+	const blocks = 64
+	r := newRig(t, direct3)
+	r.els[0].Set(fakeel.Hang, 0)
+	r.els[2].Set(fakeel.Slow, 20*time.Millisecond)
+	var reqs [][]byte
+	for n := uint64(1); n <= blocks; n++ {
+		reqs = append(reqs, newPayloadBody(fmt.Sprintf(`"np%d"`, n), n), forkchoiceBody(fmt.Sprintf(`"f%d"`, n), n, false))
+	}
+	body := batchOf(reqs...)
+	if !pooled(int64(len(body))) {
+		t.Fatalf("the batch (%d bytes) should come from the body pool", len(body))
+	}
+	start := time.Now()
+	code, answer := r.post("lh", body)
+	took := time.Since(start)
+	if code != http.StatusOK {
+		t.Fatalf("HTTP %d %.300s", code, answer)
+	}
+	if took > 5*time.Second {
+		t.Errorf("the batch was answered after %v: its requests waited for the hung primary one by one", took)
+	}
+	as := decodeBatch(t, answer)
+	if len(as) != 2*blocks {
+		t.Fatalf("%d answers, want %d", len(as), 2*blocks)
+	}
+	for i, a := range as {
+		n, kind := i/2+1, "np"
+		if i%2 == 1 {
+			kind = "f"
+		}
+		if want := fmt.Sprintf(`"%s%d"`, kind, n); string(a.ID) != want || a.Error != nil {
+			t.Fatalf("answer %d: id %s error %v, want %s answered", i, a.ID, a.Error, want)
+		}
+	}
+	var want []string
+	for n := 1; n <= blocks; n++ {
+		want = append(want, fmt.Sprintf(`"np%d"`, n))
+	}
+	for _, el := range r.els[1:] {
+		el.WaitUntil(func(got []fakeel.Received) bool {
+			return len(got) > 0 && got[len(got)-1].Class == engine.ClassForkchoice && got[len(got)-1].Head == blockHash(blocks)
+		}, 10*time.Second)
+		if got := requestIDs(el, engine.ClassNewPayload); !slices.Equal(got, want) {
+			t.Errorf("%s received blocks %v, want all %d in order", el.Name, got, blocks)
+		}
+	}
+}
