@@ -200,3 +200,55 @@ func FuzzParseEL(f *testing.F) {
 		_, _ = ParseSize(s)
 	})
 }
+
+// TestCommandLineReplacesEnvironmentLists: a repeatable flag given on the command line replaces
+// what its environment variable holds; it does not add to it. --el and its alias --builders are
+// one list: either on the command line replaces both variables.
+func TestCommandLineReplacesEnvironmentLists(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		env   map[string]string
+		check func(c Config) bool
+	}{
+		{"el", []string{"--el", "name=b,url=http://127.0.0.1:2"},
+			map[string]string{"SYNC_PROXY_EL": "name=a,url=http://127.0.0.1:1"},
+			func(c Config) bool { return len(c.ELs) == 1 && c.ELs[0].Name == "b" }},
+		{"el, twice on the command line", []string{"--el", "name=b,url=http://127.0.0.1:2", "--el", "name=c,url=http://127.0.0.1:3"},
+			map[string]string{"SYNC_PROXY_EL": "name=a,url=http://127.0.0.1:1;name=d,url=http://127.0.0.1:4"},
+			func(c Config) bool { return len(c.ELs) == 2 && c.ELs[0].Name == "b" && c.ELs[1].Name == "c" }},
+		{"builders replaces the el variable", []string{"-builders", "127.0.0.1:2"},
+			map[string]string{"SYNC_PROXY_EL": "name=a,url=http://127.0.0.1:1"},
+			func(c Config) bool { return len(c.ELs) == 1 && c.ELs[0].URL == "http://127.0.0.1:2" && c.ELs[0].Role == "primary" }},
+		{"el replaces the builders variable", []string{"--el", "name=b,url=http://127.0.0.1:2"},
+			map[string]string{"SYNC_PROXY_BUILDERS": "127.0.0.1:1"},
+			func(c Config) bool { return len(c.ELs) == 1 && c.ELs[0].Name == "b" }},
+		{"el from the environment alone", nil,
+			map[string]string{"SYNC_PROXY_EL": "name=a,url=http://127.0.0.1:1;name=b,url=http://127.0.0.1:2"},
+			func(c Config) bool { return len(c.ELs) == 2 }},
+		{"bn", []string{"--bn", "name=y,jwt-secret=/s/y"},
+			map[string]string{"SYNC_PROXY_BN": "name=x,jwt-secret=/s/x"},
+			func(c Config) bool { return len(c.BNs) == 1 && c.BNs[0].Name == "y" }},
+		{"proxies", []string{"--proxies", "http://127.0.0.1:2"},
+			map[string]string{"SYNC_PROXY_PROXIES": "http://127.0.0.1:1"},
+			func(c Config) bool { return len(c.Proxies) == 1 && c.Proxies[0].URL == "http://127.0.0.1:2" }},
+		{"trusted proxies", []string{"--trusted-proxies", "10.0.0.2"},
+			map[string]string{"SYNC_PROXY_TRUSTED_PROXIES": "10.0.0.1"},
+			func(c Config) bool {
+				return len(c.TrustedProxies) == 1 && c.TrustedProxies[0] == netip.MustParsePrefix("10.0.0.2/32")
+			}},
+		{"a list given only in the environment stays", []string{"--bn", "name=y,jwt-secret=/s/y"},
+			map[string]string{"SYNC_PROXY_EL": "name=a,url=http://127.0.0.1:1", "SYNC_PROXY_BN": "name=x,jwt-secret=/s/x"},
+			func(c Config) bool { return len(c.ELs) == 1 && c.ELs[0].Name == "a" && len(c.BNs) == 1 && c.BNs[0].Name == "y" }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse(tc.args, env(tc.env), io.Discard)
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if !tc.check(c) {
+				t.Fatalf("args %q env %v: ELs %+v BNs %+v proxies %+v trusted %v", tc.args, tc.env, c.ELs, c.BNs, c.Proxies, c.TrustedProxies)
+			}
+		})
+	}
+}

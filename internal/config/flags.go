@@ -93,9 +93,7 @@ func Parse(args []string, lookup func(string) (string, bool), usage io.Writer) (
 			return
 		}
 		if lv, isList := f.Value.(*listValue); isList {
-			for _, item := range strings.FieldsFunc(v, func(r rune) bool { return r == ';' || r == '\n' }) {
-				_ = lv.Set(item)
-			}
+			lv.setEnv(strings.FieldsFunc(v, func(r rune) bool { return r == ';' || r == '\n' }))
 			return
 		}
 		if err := f.Value.Set(v); err != nil {
@@ -111,7 +109,12 @@ func Parse(args []string, lookup func(string) (string, bool), usage io.Writer) (
 	if *jsonLog {
 		c.LogFormat = "json"
 	}
-	for i, s := range els {
+	// --el and --builders fill one list: either on the command line replaces both variables.
+	if els.cli || builders.cli {
+		els.dropEnv()
+		builders.dropEnv()
+	}
+	for i, s := range els.items {
 		e, err := ParseEL(s, "el"+strconv.Itoa(i+1))
 		if err != nil {
 			errs = append(errs, fmt.Errorf("--el %w", err))
@@ -119,7 +122,7 @@ func Parse(args []string, lookup func(string) (string, bool), usage io.Writer) (
 		}
 		c.ELs = append(c.ELs, e)
 	}
-	for _, list := range builders {
+	for _, list := range builders.items {
 		for _, u := range strings.Split(list, ",") {
 			if u = strings.TrimSpace(u); u == "" {
 				continue
@@ -135,7 +138,7 @@ func Parse(args []string, lookup func(string) (string, bool), usage io.Writer) (
 			c.ELs = append(c.ELs, e)
 		}
 	}
-	for _, list := range proxies {
+	for _, list := range proxies.items {
 		items := []string{list}
 		if !strings.Contains(list, "=") {
 			items = strings.Split(list, ",")
@@ -153,7 +156,7 @@ func Parse(args []string, lookup func(string) (string, bool), usage io.Writer) (
 			c.Proxies = append(c.Proxies, e)
 		}
 	}
-	for _, s := range bns {
+	for _, s := range bns.items {
 		b, err := ParseBN(s)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("--bn %w", err))
@@ -161,7 +164,7 @@ func Parse(args []string, lookup func(string) (string, bool), usage io.Writer) (
 		}
 		c.BNs = append(c.BNs, b)
 	}
-	for _, list := range trusted {
+	for _, list := range trusted.items {
 		for _, t := range strings.Split(list, ",") {
 			if t = strings.TrimSpace(t); t == "" {
 				continue
@@ -206,13 +209,33 @@ func envHelp(name string) string {
 	return " (env " + EnvPrefix + strings.ToUpper(strings.ReplaceAll(name, "-", "_")) + ")"
 }
 
-// listValue collects every use of a repeatable flag.
-type listValue []string
+// listValue collects every use of a repeatable flag. Items from the environment come first;
+// the flag's first use on the command line replaces them, so the command line wins for lists
+// as it does for single values.
+type listValue struct {
+	items []string
+	env   bool // items came from the environment
+	cli   bool // the flag was used on the command line
+}
 
-func (l *listValue) String() string { return strings.Join(*l, " ") }
+func (l *listValue) String() string { return strings.Join(l.items, " ") }
+
+// Set adds a command-line use.
 func (l *listValue) Set(s string) error {
-	*l = append(*l, s)
+	l.dropEnv()
+	l.cli = true
+	l.items = append(l.items, s)
 	return nil
+}
+
+func (l *listValue) setEnv(items []string) {
+	l.items, l.env = items, true
+}
+
+func (l *listValue) dropEnv() {
+	if l.env {
+		l.items, l.env = nil, false
+	}
 }
 
 // durValue is a time.Duration flag ("12s", "1m30s").
