@@ -219,7 +219,9 @@ func TestCommandLineReplacesEnvironmentLists(t *testing.T) {
 			func(c Config) bool { return len(c.ELs) == 2 && c.ELs[0].Name == "b" && c.ELs[1].Name == "c" }},
 		{"builders replaces the el variable", []string{"-builders", "127.0.0.1:2"},
 			map[string]string{"SYNC_PROXY_EL": "name=a,url=http://127.0.0.1:1"},
-			func(c Config) bool { return len(c.ELs) == 1 && c.ELs[0].URL == "http://127.0.0.1:2" && c.ELs[0].Role == "primary" }},
+			func(c Config) bool {
+				return len(c.ELs) == 1 && c.ELs[0].URL == "http://127.0.0.1:2" && c.ELs[0].Role == "primary"
+			}},
 		{"el replaces the builders variable", []string{"--el", "name=b,url=http://127.0.0.1:2"},
 			map[string]string{"SYNC_PROXY_BUILDERS": "127.0.0.1:1"},
 			func(c Config) bool { return len(c.ELs) == 1 && c.ELs[0].Name == "b" }},
@@ -239,7 +241,9 @@ func TestCommandLineReplacesEnvironmentLists(t *testing.T) {
 			}},
 		{"a list given only in the environment stays", []string{"--bn", "name=y,jwt-secret=/s/y"},
 			map[string]string{"SYNC_PROXY_EL": "name=a,url=http://127.0.0.1:1", "SYNC_PROXY_BN": "name=x,jwt-secret=/s/x"},
-			func(c Config) bool { return len(c.ELs) == 1 && c.ELs[0].Name == "a" && len(c.BNs) == 1 && c.BNs[0].Name == "y" }},
+			func(c Config) bool {
+				return len(c.ELs) == 1 && c.ELs[0].Name == "a" && len(c.BNs) == 1 && c.BNs[0].Name == "y"
+			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := Parse(tc.args, env(tc.env), io.Discard)

@@ -26,8 +26,10 @@ import (
 // keeps its last list; one that never answered is left out of the intersection.
 //
 // Towards the ELs sync-proxy sends one list, the same to every EL: the intersection of the
-// lists the beacon nodes sent (the latest per beacon node, at most maxBNLists of them) and
-// the methods it routes. It changes only when that intersection does, never because two
+// lists the beacon nodes sent (the latest per beacon node, at most maxBNLists of them), the
+// methods it routes and the methods every EL supports, so no EL is told a beacon node will
+// use a method another EL lacks. An EL whose list is not known yet is first sent an empty
+// list, which promises nothing, and the real list once every answer is in. It changes only when that intersection does, never because two
 // beacon nodes take turns: geth switches its blob cache to cell mode from this list (only if
 // it names engine_getBlobsV4), so a list that flapped between beacon nodes would flap the
 // EL. Cell mode skips the recovery getBlobsV3 needs, so it is right only when every beacon
@@ -143,39 +145,74 @@ func (c *capabilities) rememberBN(bn string, list []string) []string {
 	return out
 }
 
-// refreshCapabilities fetches, in parallel, every EL list that is stale, sending each EL
-// stable, and waits for the fetches (its own and those already running) or ctx.
+// capabilityRounds bounds the fetch rounds of one refresh: the probes of unknown ELs, the
+// list narrowed by what they answered, and one more should an EL's answer change meanwhile.
+const capabilityRounds = 3
+
+// refreshCapabilities brings every EL's cached list up to date and sends every EL the list
+// towards the ELs, stable narrowed to what every EL supports, and waits for the fetches (its
+// own and those already running) or ctx. An EL whose list is not known yet is asked first
+// with an empty list, which promises nothing, so that no EL is ever told a beacon node will
+// use a method another EL lacks (geth turns on its blob cache's cell mode when told
+// engine_getBlobsV4); the narrowed list follows in the next round. Fetches run in parallel.
 func (p *Proxy) refreshCapabilities(ctx context.Context, stable []string) {
-	key := strings.Join(stable, ",")
-	now := p.caps.clk.Now()
-	var wait []chan struct{}
-	p.caps.mu.Lock()
-	for i, l := range p.lanes {
-		if l.Role() == upstream.RoleRelay {
-			continue
+	probed := make([]bool, len(p.lanes)) // each unknown EL is probed once per refresh
+	for range capabilityRounds {
+		target := p.caps.narrow(stable, p.lanes)
+		key := strings.Join(target, ",")
+		now := p.caps.clk.Now()
+		var wait []chan struct{}
+		p.caps.mu.Lock()
+		for i, l := range p.lanes {
+			if l.Role() == upstream.RoleRelay {
+				continue
+			}
+			e := &p.caps.els[i]
+			if e.inflight != nil {
+				wait = append(wait, e.inflight)
+				continue
+			}
+			list, listKey := target, key
+			if e.methods == nil {
+				if probed[i] {
+					continue
+				}
+				probed[i] = true
+				list, listKey = []string{}, probeKey
+			} else if now.Sub(e.at) < p.caps.refresh && e.sent == key && l.Stats().Failed == e.failed {
+				continue // fresh
+			}
+			done := make(chan struct{})
+			e.inflight = done
+			wait = append(wait, done)
+			go p.fetchCapabilities(ctx, i, list, listKey, done)
 		}
-		e := &p.caps.els[i]
-		if e.inflight != nil {
-			wait = append(wait, e.inflight)
-			continue
-		}
-		fresh := e.methods != nil && now.Sub(e.at) < p.caps.refresh && e.sent == key && l.Stats().Failed == e.failed
-		if fresh {
-			continue
-		}
-		done := make(chan struct{})
-		e.inflight = done
-		wait = append(wait, done)
-		go p.fetchCapabilities(ctx, i, stable, key, done)
-	}
-	p.caps.mu.Unlock()
-	for _, ch := range wait {
-		select {
-		case <-ch:
-		case <-ctx.Done():
+		p.caps.mu.Unlock()
+		if len(wait) == 0 {
 			return
 		}
+		for _, ch := range wait {
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				return
+			}
+		}
 	}
+}
+
+// probeKey marks an EL that was sent the empty probe list: it differs from every real list's
+// key, so the EL is sent the real list in the next round even when that list is empty.
+const probeKey = "\x00probe"
+
+// narrow returns stable less the methods an EL whose list is known lacks (by the rule the
+// beacon nodes' answer follows, see intersection).
+func (c *capabilities) narrow(stable []string, lanes []*upstream.Lane) []string {
+	supported, known := c.intersection(lanes)
+	if !known {
+		return slices.Clone(stable)
+	}
+	return slices.DeleteFunc(slices.Clone(stable), func(m string) bool { return !slices.Contains(supported, m) })
 }
 
 // fetchCapabilities asks lane i for its list, sending stable, and caches the answer.

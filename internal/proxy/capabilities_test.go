@@ -130,8 +130,14 @@ func TestExchangeCapabilitiesIntersection(t *testing.T) {
 					}
 					continue
 				}
-				if len(lists) != 1 || !slices.Equal(lists[0], all) {
-					t.Errorf("%s received %q, want the beacon node's list once", el.Name, lists)
+				// First the empty probe, then the beacon node's list narrowed to what every EL
+				// supports; an EL that does not answer is probed once.
+				want := [][]string{{}, tt.want}
+				if tt.els[i] == nil {
+					want = want[:1]
+				}
+				if !slices.EqualFunc(lists, want, slices.Equal) {
+					t.Errorf("%s received %q, want %q", el.Name, lists, want)
 				}
 			}
 		})
@@ -153,10 +159,10 @@ func TestExchangeCapabilitiesStableList(t *testing.T) {
 		wantEL  [][]string // what each EL has received in total
 		comment string
 	}{
-		{"bn1", withV4, [][]string{{npV4, fcuV3, gpV4, gbV2, gbV4}}, "the first list, without exchangeCapabilities itself"},
-		{"bn2", withoutV4, [][]string{{npV4, fcuV3, gpV4, gbV2, gbV4}, {npV4, fcuV3, gpV4, gbV2}}, "the intersection changed"},
-		{"bn1", withV4, [][]string{{npV4, fcuV3, gpV4, gbV2, gbV4}, {npV4, fcuV3, gpV4, gbV2}}, "nothing changed: nothing sent"},
-		{"bn2", withoutV4, [][]string{{npV4, fcuV3, gpV4, gbV2, gbV4}, {npV4, fcuV3, gpV4, gbV2}}, "nothing changed: nothing sent"},
+		{"bn1", withV4, [][]string{{}, {npV4, fcuV3, gpV4, gbV2, gbV4}}, "the probe, then the first list, without exchangeCapabilities itself"},
+		{"bn2", withoutV4, [][]string{{}, {npV4, fcuV3, gpV4, gbV2, gbV4}, {npV4, fcuV3, gpV4, gbV2}}, "the intersection changed"},
+		{"bn1", withV4, [][]string{{}, {npV4, fcuV3, gpV4, gbV2, gbV4}, {npV4, fcuV3, gpV4, gbV2}}, "nothing changed: nothing sent"},
+		{"bn2", withoutV4, [][]string{{}, {npV4, fcuV3, gpV4, gbV2, gbV4}, {npV4, fcuV3, gpV4, gbV2}}, "nothing changed: nothing sent"},
 	}
 	for i, s := range steps {
 		_, body := r.post(s.bn, capabilitiesBody(fmt.Sprint(i), s.list...))
@@ -194,7 +200,6 @@ func TestExchangeCapabilitiesRefresh(t *testing.T) {
 			t.Fatalf("%s: answer %s, want %q", step, body, want)
 		}
 	}
-	asked := func(el *fakeel.EL) int { return len(sentCapabilities(t, el)) }
 
 	ask("first", fcuV3, npV4, gpV4)
 	for _, el := range r.els {
@@ -205,8 +210,11 @@ func TestExchangeCapabilitiesRefresh(t *testing.T) {
 	r.clk.Advance(time.Second)
 	ask("refreshed", fcuV3, npV4, gpV4, gbV2)
 	for _, el := range r.els {
-		if n := asked(el); n != 2 {
-			t.Fatalf("%s asked %d times, want 2", el.Name, n)
+		// The probe and the first list; then, once stale, the old list (which promises only
+		// what the ELs were known to support) and the list widened by their new answers.
+		want := [][]string{{}, {fcuV3, npV4, gpV4}, {fcuV3, npV4, gpV4}, {fcuV3, npV4, gpV4, gbV2}}
+		if got := sentCapabilities(t, el); !slices.EqualFunc(got, want, slices.Equal) {
+			t.Fatalf("%s received %q, want %q", el.Name, got, want)
 		}
 	}
 	// The primary fails a read (it may be restarting): its list is fetched again.
@@ -237,6 +245,60 @@ func TestExchangeCapabilitiesBadParams(t *testing.T) {
 	for _, el := range r.els {
 		if n := len(el.Requests()); n != 0 {
 			t.Errorf("%s got %d requests", el.Name, n)
+		}
+	}
+}
+
+// TestExchangeCapabilitiesNoELToldWhatAnotherLacks: a method one EL lacks is never announced
+// to any EL (geth switches its blob cache to cell mode when told engine_getBlobsV4), neither
+// on first contact nor when an EL that was down comes back older; once every EL supports it,
+// every EL is told.
+func TestExchangeCapabilitiesNoELToldWhatAnotherLacks(t *testing.T) {
+	r := newRig(t, direct3, func(c *Config) { c.CapabilitiesRefresh = time.Minute })
+	bnList := []string{npV4, fcuV3, gpV4, gbV2, gbV4, exch}
+	r.els[0].SetCapabilities(npV4, fcuV3, gpV4, gbV2, gbV4)
+	r.els[1].SetCapabilities(npV4, fcuV3, gpV4, gbV2) // older: no getBlobsV4
+	r.els[2].Set(fakeel.HTTP500, 0)                   // down
+	r.els[2].SetCapabilities(npV4, fcuV3, gpV4, gbV2)
+	ask := func(step string, want ...string) {
+		t.Helper()
+		_, body := r.post("bn1", capabilitiesBody(`1`, bnList...))
+		if got, code := capabilitiesAnswer(t, body); code != 0 || !slices.Equal(got, want) {
+			t.Fatalf("%s: answer %s, want %q", step, body, want)
+		}
+	}
+	told := func(el *fakeel.EL) (last []string, v4 bool) {
+		for _, l := range sentCapabilities(t, el) {
+			last, v4 = l, v4 || slices.Contains(l, gbV4)
+		}
+		return last, v4
+	}
+
+	ask("first contact", fcuV3, npV4, gpV4, gbV2)
+	for _, el := range r.els {
+		if last, v4 := told(el); v4 || (el != r.els[2] && !slices.Equal(last, []string{fcuV3, npV4, gpV4, gbV2})) {
+			t.Fatalf("first contact: %s received %q", el.Name, sentCapabilities(t, el))
+		}
+	}
+
+	// el2 is upgraded; its list is fetched again once stale. el3 is still down.
+	r.els[1].SetCapabilities(npV4, fcuV3, gpV4, gbV2, gbV4)
+	r.clk.Advance(time.Minute)
+	ask("el2 upgraded", fcuV3, npV4, gpV4, gbV2, gbV4)
+	for _, el := range r.els[:2] {
+		if last, _ := told(el); !slices.Contains(last, gbV4) {
+			t.Fatalf("el2 upgraded: %s last received %q, want getBlobsV4 announced", el.Name, last)
+		}
+	}
+
+	// el3 comes back without getBlobsV4: the others are told the narrower list again, and el3
+	// never hears of getBlobsV4.
+	r.els[2].Set(fakeel.Normal, 0)
+	ask("el3 back", fcuV3, npV4, gpV4, gbV2)
+	for _, el := range r.els {
+		last, v4 := told(el)
+		if slices.Contains(last, gbV4) || (el == r.els[2] && v4) {
+			t.Fatalf("el3 back: %s received %q", el.Name, sentCapabilities(t, el))
 		}
 	}
 }
