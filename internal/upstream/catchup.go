@@ -46,7 +46,9 @@ func (l *Lane) queryBlock(ctx context.Context, body []byte) (b Block, found bool
 	if err != nil {
 		return Block{}, false, fmt.Errorf("internal request: %w", err)
 	}
-	res := l.deliver(ctx, &Delivery{Req: req, Body: body})
+	// The lane's own lookup waits on its goroutine: the spec's 1 s, whatever budget beacon
+	// nodes' reads of the same method get.
+	res := l.deliverWithin(ctx, &Delivery{Req: req, Body: body}, engine.Timeout(req.Method))
 	if res.Err != nil {
 		return Block{}, false, res.Err
 	}

@@ -133,6 +133,9 @@ type Config struct {
 	Replay Replay
 	// CatchUpInterval is the least time between two catch-ups of this EL. Default 2s.
 	CatchUpInterval time.Duration
+	// Budget is how long to wait for the EL's answer to a method. Default engine.Timeout,
+	// the spec's.
+	Budget func(method string) time.Duration
 }
 
 // Hooks are optional callbacks. They run on the lane's goroutine (OnResult, OnState) or the
@@ -278,6 +281,9 @@ func New(cfg Config, log *slog.Logger) (*Lane, error) {
 	}
 	if cfg.CatchUpInterval == 0 {
 		cfg.CatchUpInterval = 2 * time.Second
+	}
+	if cfg.Budget == nil {
+		cfg.Budget = engine.Timeout
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -830,15 +836,20 @@ func (l *Lane) Call(ctx context.Context, d *Delivery) Result {
 	return l.deliver(ctx, d)
 }
 
-// deliver sends d under the method's spec timeout and records the outcome.
+// deliver sends d under the method's budget and records the outcome.
 func (l *Lane) deliver(ctx context.Context, d *Delivery) Result {
+	return l.deliverWithin(ctx, d, l.cfg.Budget(d.Req.Method))
+}
+
+// deliverWithin sends d, waiting at most budget for the answer, and records the outcome.
+func (l *Lane) deliverWithin(ctx context.Context, d *Delivery, budget time.Duration) Result {
 	body := d.Body
 	if l.cfg.Role == RoleSyncOnly && d.Req.Class == engine.ClassForkchoice && d.Req.HasAttributes {
 		if stripped, err := engine.WithoutAttributes(body); err == nil {
 			body = stripped
 		}
 	}
-	cctx, cancel := context.WithTimeout(ctx, engine.Timeout(d.Req.Method))
+	cctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
 
 	start := time.Now()
@@ -936,7 +947,11 @@ func classify(err error) error {
 	return &DeliveryError{Kind: KindTransport, Err: err}
 }
 
-// record updates the lane's view of the EL after a send and reports state changes.
+// record updates the lane's view of the EL after a send and reports state changes. Only
+// Engine traffic (newPayload, forkchoiceUpdated, getPayload) tells the EL's state: a read
+// that times out (a wide eth_getLogs, a heavy eth_call) or fails says nothing about whether
+// the EL keeps up with the chain, and a Down primary would no longer be waited for. A read
+// still counts as delivered or failed.
 func (l *Lane) record(d *Delivery, res Result) {
 	now := time.Now()
 	next := StateUp
@@ -949,6 +964,18 @@ func (l *Lane) record(d *Delivery, res Result) {
 		if de != nil && de.Kind == KindCanceled {
 			return // shutting down: says nothing about the EL
 		}
+	}
+	if !engineTraffic(d.Req.Class) {
+		l.mu.Lock()
+		if res.Err != nil {
+			l.failed++
+			l.lastErr, l.lastErrAt = d.Req.Method+": "+res.Err.Error(), now
+		} else {
+			l.delivered++
+			l.lastOKAt = now
+		}
+		l.mu.Unlock()
+		return
 	}
 	l.mu.Lock()
 	prev := l.state
@@ -998,6 +1025,11 @@ func (l *Lane) record(d *Delivery, res Result) {
 	if l.cfg.Hooks.OnState != nil {
 		l.cfg.Hooks.OnState(l, prev, next, res.Err)
 	}
+}
+
+// engineTraffic reports whether requests of class c tell the EL's health.
+func engineTraffic(c engine.Class) bool {
+	return c == engine.ClassNewPayload || c == engine.ClassForkchoice || c == engine.ClassGetPayload
 }
 
 // Stats returns a snapshot of the lane.

@@ -322,7 +322,7 @@ func TestLaneErrorsAndStates(t *testing.T) {
 		kind      ErrorKind
 		status    int
 		state     State
-		readOnly  bool // use a 1 s read so a hang times out quickly
+		budget    time.Duration // the lane's budget for every method; 0: the spec's
 		wrongAuth bool
 	}{
 		{name: "refused", url: refused, kind: KindConnect, state: StateDown},
@@ -331,7 +331,7 @@ func TestLaneErrorsAndStates(t *testing.T) {
 		{name: "401", behavior: fakeel.Unauthorized, kind: KindHTTPStatus, status: 401, state: StateUnauthorized},
 		{name: "wrong secret", wrongAuth: true, kind: KindHTTPStatus, status: 401, state: StateUnauthorized},
 		{name: "garbage", behavior: fakeel.Garbage, kind: KindBadResponse, state: StateDown},
-		{name: "hang", behavior: fakeel.Hang, kind: KindTimeout, state: StateDown, readOnly: true},
+		{name: "hang", behavior: fakeel.Hang, kind: KindTimeout, state: StateDown, budget: 300 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var secret jwtauth.Secret
@@ -349,22 +349,20 @@ func TestLaneErrorsAndStates(t *testing.T) {
 			}
 			var transitions []string
 			var mu sync.Mutex
-			l := startLane(t, Config{Name: "el", URL: url, Signer: jwtauth.NewSigner(signWith, nil, jwtauth.SignerOptions{}),
+			cfg := Config{Name: "el", URL: url, Signer: jwtauth.NewSigner(signWith, nil, jwtauth.SignerOptions{}),
 				Hooks: Hooks{OnState: func(_ *Lane, from, to State, _ error) {
 					mu.Lock()
 					transitions = append(transitions, from.String()+"->"+to.String())
 					mu.Unlock()
-				}}})
-			d := npDelivery(t, 1)
-			var r Result
-			if tc.readOnly {
-				r = l.Call(context.Background(), delivery(t, []byte(`{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}`)))
-			} else {
-				r = waitDone(t, l.Enqueue(d))
-				r2 := waitDone(t, l.Enqueue(npDelivery(t, 2))) // a second failure: no second transition
-				if r2.OK() {
-					t.Fatalf("second send succeeded")
-				}
+				}}}
+			if tc.budget > 0 {
+				cfg.Budget = func(string) time.Duration { return tc.budget }
+			}
+			l := startLane(t, cfg)
+			r := waitDone(t, l.Enqueue(npDelivery(t, 1)))
+			r2 := waitDone(t, l.Enqueue(npDelivery(t, 2))) // a second failure: no second transition
+			if r2.OK() {
+				t.Fatalf("second send succeeded")
 			}
 			var de *DeliveryError
 			if !errors.As(r.Err, &de) || de.Kind != tc.kind || de.Status != tc.status {
@@ -382,6 +380,68 @@ func TestLaneErrorsAndStates(t *testing.T) {
 				t.Fatalf("transitions %v, want %v", transitions, want)
 			}
 		})
+	}
+}
+
+// TestLaneReadsLeaveHealthAlone: a read that times out or fails never changes the EL's state
+// (a Down primary is not waited for by newPayload and forkchoiceUpdated); it counts as failed.
+// Only Engine traffic moves the state.
+func TestLaneReadsLeaveHealthAlone(t *testing.T) {
+	el := fakeel.New("el", nil)
+	defer el.Close()
+	slowLogs := make(chan struct{})
+	defer close(slowLogs)
+	el.OnRequest(func(r fakeel.Received) {
+		if r.Method == "eth_getLogs" {
+			<-slowLogs
+		}
+	})
+	budgets := map[string]time.Duration{"eth_getLogs": 200 * time.Millisecond}
+	l := startLane(t, Config{Name: "el", URL: el.URL(), Budget: func(m string) time.Duration {
+		if b, ok := budgets[m]; ok {
+			return b
+		}
+		return engine.Timeout(m)
+	}})
+	getLogs := func() Result {
+		return l.Call(context.Background(), delivery(t, []byte(`{"jsonrpc":"2.0","id":1,"method":"eth_getLogs","params":[{}]}`)))
+	}
+	steps := []struct {
+		name   string
+		do     func() Result
+		kind   ErrorKind // "" for success
+		state  State
+		failed uint64
+	}{
+		{"a read times out before any Engine traffic", getLogs, KindTimeout, StateUnknown, 1},
+		{"newPayload", func() Result { return waitDone(t, l.Enqueue(npDelivery(t, 1))) }, "", StateUp, 1},
+		{"a read times out", getLogs, KindTimeout, StateUp, 2},
+		{"a read gets HTTP 500", func() Result {
+			el.Set(fakeel.HTTP500, 0)
+			defer el.Set(fakeel.Normal, 0)
+			return l.Call(context.Background(), delivery(t, []byte(`{"jsonrpc":"2.0","id":2,"method":"eth_chainId","params":[]}`)))
+		}, KindHTTPStatus, StateUp, 3},
+		{"newPayload gets HTTP 500", func() Result {
+			el.Set(fakeel.HTTP500, 0)
+			defer el.Set(fakeel.Normal, 0)
+			return waitDone(t, l.Enqueue(npDelivery(t, 2)))
+		}, KindHTTPStatus, StateDown, 4},
+		{"a read succeeds: still down", func() Result {
+			return l.Call(context.Background(), delivery(t, []byte(`{"jsonrpc":"2.0","id":3,"method":"eth_chainId","params":[]}`)))
+		}, "", StateDown, 4},
+	}
+	for _, s := range steps {
+		r := s.do()
+		if got := KindOf(r.Err); (s.kind == "" && r.Err != nil) || (s.kind != "" && got != s.kind) {
+			t.Fatalf("%s: error %v, want kind %q", s.name, r.Err, s.kind)
+		}
+		st := l.Stats()
+		if st.State != s.state || st.Failed != s.failed {
+			t.Fatalf("%s: state %s failed %d, want %s and %d", s.name, st.State, st.Failed, s.state, s.failed)
+		}
+		if s.state == StateUp && l.Impaired(time.Second) {
+			t.Fatalf("%s: the EL looks impaired", s.name)
+		}
 	}
 }
 
