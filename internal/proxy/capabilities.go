@@ -29,11 +29,12 @@ import (
 // lists the beacon nodes sent (the latest per beacon node, at most maxBNLists of them), the
 // methods it routes and the methods every EL supports, so no EL is told a beacon node will
 // use a method another EL lacks. An EL whose list is not known yet is first sent an empty
-// list, which promises nothing, and the real list once every answer is in. It changes only when that intersection does, never because two
-// beacon nodes take turns: geth switches its blob cache to cell mode from this list (only if
-// it names engine_getBlobsV4), so a list that flapped between beacon nodes would flap the
-// EL. Cell mode skips the recovery getBlobsV3 needs, so it is right only when every beacon
-// node uses getBlobsV4: hence the intersection.
+// list, which promises nothing, and the real list once every answer is in. The list changes
+// only when that intersection does, never because two beacon nodes take turns: geth
+// switches its blob cache to cell mode from this list (only if it names engine_getBlobsV4),
+// so a list that flapped between beacon nodes would flap the EL. Cell mode skips the
+// recovery getBlobsV3 needs, so it is right only when every beacon node and every EL use
+// getBlobsV4: hence the intersections.
 
 // DefaultCapabilitiesRefresh is the default [Config.CapabilitiesRefresh].
 const DefaultCapabilitiesRefresh = 5 * time.Minute
@@ -206,20 +207,19 @@ func (p *Proxy) refreshCapabilities(ctx context.Context, stable []string) {
 const probeKey = "\x00probe"
 
 // narrow returns stable less the methods an EL whose list is known lacks (by the rule the
-// beacon nodes' answer follows, see intersection).
+// beacon nodes' answer follows, see intersection; with no list known, that is every
+// routable method, so stable stays whole).
 func (c *capabilities) narrow(stable []string, lanes []*upstream.Lane) []string {
-	supported, known := c.intersection(lanes)
-	if !known {
-		return slices.Clone(stable)
-	}
+	supported, _ := c.intersection(lanes)
 	return slices.DeleteFunc(slices.Clone(stable), func(m string) bool { return !slices.Contains(supported, m) })
 }
 
-// fetchCapabilities asks lane i for its list, sending stable, and caches the answer.
-func (p *Proxy) fetchCapabilities(ctx context.Context, i int, stable []string, key string, done chan struct{}) {
+// fetchCapabilities asks lane i for its list, sending list (whose key is key), and caches
+// the answer.
+func (p *Proxy) fetchCapabilities(ctx context.Context, i int, list []string, key string, done chan struct{}) {
 	l := p.lanes[i]
 	var methods []string
-	res := l.Call(ctx, capabilitiesDelivery(stable))
+	res := l.Call(ctx, capabilitiesDelivery(list))
 	if res.OK() && res.Resp.Err == nil {
 		if err := json.Unmarshal(res.Resp.Result, &methods); err != nil || methods == nil {
 			methods = nil

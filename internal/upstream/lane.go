@@ -965,19 +965,22 @@ func (l *Lane) record(d *Delivery, res Result) {
 			return // shutting down: says nothing about the EL
 		}
 	}
-	if !engineTraffic(d.Req.Class) {
-		l.mu.Lock()
-		if res.Err != nil {
-			l.failed++
-			l.lastErr, l.lastErrAt = d.Req.Method+": "+res.Err.Error(), now
-		} else {
-			l.delivered++
-			l.lastOKAt = now
+	engineReq := engineTraffic(d.Req.Class)
+	l.mu.Lock()
+	if res.Err != nil {
+		l.failed++
+		l.lastErr, l.lastErrAt = res.Err.Error(), now
+		if !engineReq {
+			l.lastErr = d.Req.Method + ": " + l.lastErr
 		}
+	} else {
+		l.delivered++
+		l.lastOKAt = now
+	}
+	if !engineReq {
 		l.mu.Unlock()
 		return
 	}
-	l.mu.Lock()
 	prev := l.state
 	l.state = next
 	l.lastLat = res.Latency
@@ -988,12 +991,7 @@ func (l *Lane) record(d *Delivery, res Result) {
 		(d.Req.Class == engine.ClassNewPayload || d.Req.Class == engine.ClassForkchoice) {
 		l.needCatchUp = true // it lacks a parent or the head
 	}
-	if res.Err != nil {
-		l.failed++
-		l.lastErr, l.lastErrAt = res.Err.Error(), now
-	} else {
-		l.delivered++
-		l.lastOKAt = now
+	if res.Err == nil {
 		if res.Resp.Status != "" {
 			l.status = res.Resp.Status
 		}

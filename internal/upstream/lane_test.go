@@ -407,28 +407,29 @@ func TestLaneReadsLeaveHealthAlone(t *testing.T) {
 		return l.Call(context.Background(), delivery(t, []byte(`{"jsonrpc":"2.0","id":1,"method":"eth_getLogs","params":[{}]}`)))
 	}
 	steps := []struct {
-		name   string
-		do     func() Result
-		kind   ErrorKind // "" for success
-		state  State
-		failed uint64
+		name    string
+		do      func() Result
+		kind    ErrorKind // "" for success
+		state   State
+		failed  uint64
+		lastErr string // what the last error starts with; "" not checked
 	}{
-		{"a read times out before any Engine traffic", getLogs, KindTimeout, StateUnknown, 1},
-		{"newPayload", func() Result { return waitDone(t, l.Enqueue(npDelivery(t, 1))) }, "", StateUp, 1},
-		{"a read times out", getLogs, KindTimeout, StateUp, 2},
+		{"a read times out before any Engine traffic", getLogs, KindTimeout, StateUnknown, 1, "eth_getLogs: "},
+		{"newPayload", func() Result { return waitDone(t, l.Enqueue(npDelivery(t, 1))) }, "", StateUp, 1, ""},
+		{"a read times out", getLogs, KindTimeout, StateUp, 2, "eth_getLogs: "},
 		{"a read gets HTTP 500", func() Result {
 			el.Set(fakeel.HTTP500, 0)
 			defer el.Set(fakeel.Normal, 0)
 			return l.Call(context.Background(), delivery(t, []byte(`{"jsonrpc":"2.0","id":2,"method":"eth_chainId","params":[]}`)))
-		}, KindHTTPStatus, StateUp, 3},
+		}, KindHTTPStatus, StateUp, 3, "eth_chainId: http status 500"},
 		{"newPayload gets HTTP 500", func() Result {
 			el.Set(fakeel.HTTP500, 0)
 			defer el.Set(fakeel.Normal, 0)
 			return waitDone(t, l.Enqueue(npDelivery(t, 2)))
-		}, KindHTTPStatus, StateDown, 4},
+		}, KindHTTPStatus, StateDown, 4, "http status 500"},
 		{"a read succeeds: still down", func() Result {
 			return l.Call(context.Background(), delivery(t, []byte(`{"jsonrpc":"2.0","id":3,"method":"eth_chainId","params":[]}`)))
-		}, "", StateDown, 4},
+		}, "", StateDown, 4, "http status 500"},
 	}
 	for _, s := range steps {
 		r := s.do()
@@ -438,6 +439,9 @@ func TestLaneReadsLeaveHealthAlone(t *testing.T) {
 		st := l.Stats()
 		if st.State != s.state || st.Failed != s.failed {
 			t.Fatalf("%s: state %s failed %d, want %s and %d", s.name, st.State, st.Failed, s.state, s.failed)
+		}
+		if !strings.HasPrefix(st.LastError, s.lastErr) {
+			t.Fatalf("%s: last error %q, want it to start with %q", s.name, st.LastError, s.lastErr)
 		}
 		if s.state == StateUp && l.Impaired(time.Second) {
 			t.Fatalf("%s: the EL looks impaired", s.name)
