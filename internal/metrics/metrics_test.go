@@ -189,7 +189,9 @@ func TestMetricsMove(t *testing.T) {
 				{"syncproxy_el_state", []string{"el", "el-b", "state", "down"}, 1},
 				{"syncproxy_el_state", []string{"el", "el-b", "state", "up"}, 0},
 				{"syncproxy_el_state_changes_total", []string{"el", "el-b", "state", "down"}, 1},
-				{"syncproxy_el_errors_total", []string{"el", "el-b", "kind", "connect"}, 2},
+				// The block failed; its head update was not sent (the EL may lack the block).
+				{"syncproxy_el_errors_total", []string{"el", "el-b", "kind", "connect"}, 1},
+				{"syncproxy_el_dropped_total", []string{"el", "el-b", "reason", "behind"}, 1},
 				{"syncproxy_el_failed_total", []string{"el", "el-b"}, -2},
 				{"syncproxy_els_reachable", nil, 1},
 				{"syncproxy_ready", nil, 1},
@@ -205,7 +207,8 @@ func TestMetricsMove(t *testing.T) {
 			want: []want{
 				{"syncproxy_el_state", []string{"el", "el-b", "state", "unauthorized"}, 1},
 				{"syncproxy_el_state_changes_total", []string{"el", "el-b", "state", "unauthorized"}, 1},
-				{"syncproxy_el_errors_total", []string{"el", "el-b", "kind", "http_status"}, 2},
+				{"syncproxy_el_errors_total", []string{"el", "el-b", "kind", "http_status"}, 1},
+				{"syncproxy_el_dropped_total", []string{"el", "el-b", "reason", "behind"}, 1},
 			},
 		},
 		{

@@ -113,17 +113,15 @@ func TestStaleHeadAfterRestart(t *testing.T) {
 	}
 }
 
-// TestCatchUpIncludesTriggeringBlock: the newPayload that found the EL missing a parent (and
-// so triggered the catch-up) is newer than the writer's last head; it is replayed too, so a
-// single catch-up brings the EL to the head (found with real geth: the EL stayed a block
-// behind).
+// TestCatchUpIncludesTriggeringBlock: an EL restarted and lost blocks 10..20 without the
+// proxy seeing a failure; the newPayload that found it missing a parent (and so triggered
+// the catch-up) is newer than the writer's last head; it is replayed too, so a single
+// catch-up brings the EL to the head (found with real geth: the EL stayed a block behind).
 func TestCatchUpIncludesTriggeringBlock(t *testing.T) {
 	r, els := chainRig(t, 2)
-	drive(r, "bn1", 1, 9)
-	els[1].setDown(true)
-	drive(r, "bn1", 10, 20)
+	drive(r, "bn1", 1, 20)
+	els[1].rewind(9)
 	before := r.p.Lanes()[1].Stats().CatchUps
-	els[1].setDown(false)
 	r.clk.Set(time.Unix(int64(blockTS(21)), 0))
 	r.post("bn1", newPayloadBody(`"np21"`, 21))
 	r.post("bn1", forkchoiceBody(`"fcu21"`, 21, false))

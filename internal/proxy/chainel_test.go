@@ -100,6 +100,27 @@ func (c *chainEL) setDown(down bool) {
 	c.mu.Unlock()
 }
 
+// rewind makes the EL forget every block above n and go back to block n, as an EL that
+// restarted without a clean shutdown does (geth goes back to the last state it wrote).
+func (c *chainEL) rewind(n uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	kept := c.order[:0]
+	for _, h := range c.order {
+		if b := c.blocks[h]; b.Number > n {
+			delete(c.blocks, h)
+			continue
+		}
+		kept = append(kept, h)
+	}
+	c.order = kept
+	for _, b := range c.blocks {
+		if b.Number == n {
+			c.head = b
+		}
+	}
+}
+
 func (c *chainEL) headNumber() uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -309,17 +309,27 @@ type elFault struct {
 func fakeFault(b fakeel.Behavior, delay time.Duration, wantState upstream.State) func(t *testing.T) *faultyEL {
 	return func(t *testing.T) *faultyEL {
 		el := fakeel.New("faulty", nil)
+		el.SetChain(engine.Block{Hash: blockHash(0), Timestamp: blockTS(0)})
 		el.Set(b, delay)
 		names := chainNames(faultBlocks + 1)
 		return &faultyEL{
-			url: el.URL(), el: el, drains: true,
+			url: el.URL(), el: el, drains: true, catchUp: 50 * time.Millisecond,
 			got: func() string { return receivedBy(el, names).String() },
 			check: func(t *testing.T, f *faultRig, lane *upstream.Lane) {
-				// Every request reached it, in order, although each failed; then the
-				// healed EL gets the next block.
-				requireComplete(t, "faulty EL", receivedBy(el, names), faultBlocks+1)
-				if st := lane.Stats(); st.Failed < faultBlocks || st.State != upstream.StateUp {
-					t.Errorf("faulty lane %+v: want every newPayload failed, then up after healing", st)
+				// Block 1 reached it and failed: it may not have it, so the lane sent
+				// nothing that builds on it (each later block, each head update to one, would
+				// be SYNCING at best): it is lost. Once the EL answers again, a catch-up
+				// sends it blocks 1..6 in order, then block 7 and its head leave the queue.
+				g := receivedBy(el, names)
+				if len(g.nps) == 0 || g.nps[0] != 1 {
+					t.Errorf("faulty EL got newPayloads %v, want block 1 first", g.nps)
+				} else {
+					g.nps = g.nps[1:]
+				}
+				requireComplete(t, "healed EL", g, faultBlocks+1)
+				if st := lane.Stats(); st.Failed == 0 || st.State != upstream.StateUp || st.Lost ||
+					st.Drops[upstream.DropBehind] < 2*(faultBlocks-1) {
+					t.Errorf("faulty lane %+v: want block 1 failed, the rest refused, then up and found", st)
 				}
 				if wantState != upstream.StateDown && f.sawState(lane.Name(), wantState) == 0 {
 					t.Errorf("faulty lane never went %s", wantState)
@@ -350,8 +360,11 @@ var elFaults = []elFault{
 		return &faultyEL{url: url, drains: true,
 			got: func() string { return "nothing (connection refused)" },
 			check: func(t *testing.T, _ *faultRig, lane *upstream.Lane) {
-				if st := lane.Stats(); st.State != upstream.StateDown || st.Failed < faultBlocks || st.Delivered != 0 {
-					t.Errorf("refusing EL's lane %+v: want down, every request failed", st)
+				// Block 1 failed; nothing that builds on it is sent, the lane stays lost and
+				// its catch-ups fail.
+				if st := lane.Stats(); st.State != upstream.StateDown || st.Failed == 0 || st.Delivered != 0 || !st.Lost ||
+					st.Drops[upstream.DropBehind] < 2*(faultBlocks-1) || st.CatchUps == 0 || st.CatchUp.Err == "" {
+					t.Errorf("refusing EL's lane %+v: want down and lost, block 1 failed, the rest refused, heals failing", st)
 				}
 			}}
 	}},
@@ -898,8 +911,10 @@ func newGatedEL(t *testing.T) *gatedEL {
 	return g
 }
 
-// TestFaultCatchUpTriggerBlock: an EL comes back after missing blocks 10..20. Block 21's
-// newPayload reaches it first, is answered SYNCING (no parent) and starts the catch-up; the
+// TestFaultCatchUpTriggerBlock: an EL restarts without a clean shutdown and comes back at
+// block 9, without blocks 10..20 it had answered VALID (geth rewinds to the last state it
+// wrote), and the proxy saw no failure. Block 21's newPayload reaches it first, is
+// answered SYNCING (no parent) and starts the catch-up; the
 // beacon node's forkchoiceUpdated to 21 arrives while the replay runs, as it does when the
 // BN sends it after its own EL validated 21. The EL must be on 21 at the end of the slot:
 // the catch-up must also re-send block 21, or the head update names a block the EL never
@@ -913,10 +928,8 @@ func TestFaultCatchUpTriggerBlock(t *testing.T) {
 		{Name: "el2", URL: gated.srv.URL, Role: upstream.RoleFollower, CatchUpInterval: time.Second},
 	}}
 	f := newFaultRig(t, cfg, nil)
-	drive(f.rig, "bn1", 1, 9)
-	gated.setDown(true)
-	drive(f.rig, "bn1", 10, 20)
-	gated.setDown(false)
+	drive(f.rig, "bn1", 1, 20)
+	gated.rewind(9)
 	// Let the throttle of the first-contact catch-up pass, so block 21 starts one.
 	for deadline := time.Now().Add(5 * time.Second); time.Since(f.p.Lanes()[1].Stats().CatchUp.At) <= time.Second; {
 		if time.Now().After(deadline) {

@@ -144,6 +144,8 @@ func elSync(e EL) badge {
 		return badge{"warn", "▲", "LAGGING (" + e.LastStatus + ")"}
 	case SyncBehind:
 		return badge{"bad", "▼", "BEHIND: HEALING"}
+	case SyncLost:
+		return badge{"bad", "▼", "LOST A BLOCK: CATCHING UP"}
 	}
 	return badge{"muted", "?", "SYNC UNKNOWN"}
 }

@@ -33,6 +33,7 @@ const (
 	SyncLagging = "lagging" // head further behind, or SYNCING/ACCEPTED where another EL says VALID
 	SyncUnknown = "unknown" // no head with a known timestamp yet
 	SyncBehind  = "behind"  // shed blocks for the backlog budget; not yet healed
+	SyncLost    = "lost"    // did not answer a newPayload; not yet caught up
 )
 
 // Options configures what Build adds to the proxy's own views. Zero fields take defaults.
@@ -174,6 +175,9 @@ type EL struct {
 	// (Sync is then "behind"); BehindSince is when it fell behind.
 	Behind      bool       `json:"behind"`
 	BehindSince *time.Time `json:"behind_since,omitempty"`
+	// Lost is set while it may lack a block it did not answer for: nothing that builds on
+	// it is sent until a catch-up has sent it again (Sync is then "lost", unless behind).
+	Lost bool `json:"lost"`
 	// ShedBlocks and ShedBytes count the blocks it was not sent from the queue (the heal sends
 	// them from the recent blocks); Heals counts the heals.
 	ShedBlocks uint64 `json:"shed_blocks"`
@@ -302,7 +306,7 @@ func buildEL(st upstream.Stats, newest uint64, slot time.Duration, anyValid bool
 		Name: st.Name, URL: redact(st.URL), Role: st.Role.String(), State: st.State.String(),
 		Reachable: st.State == upstream.StateUp, LastStatus: st.LastStatus.String(), Sync: SyncUnknown,
 		QueueDepth: st.QueueDepth, InFlight: st.InFlight, Delivered: st.Delivered, Failed: st.Failed, Deduplicated: st.Deduplicated,
-		BacklogBytes: st.HeldBytes, Behind: st.Behind, ShedBlocks: st.ShedBlocks, ShedBytes: st.ShedBytes, Heals: st.Heals,
+		BacklogBytes: st.HeldBytes, Behind: st.Behind, Lost: st.Lost, ShedBlocks: st.ShedBlocks, ShedBytes: st.ShedBytes, Heals: st.Heals,
 		Drops:     make(map[string]uint64, len(st.Drops)),
 		LastError: st.LastError, LastErrorAt: timePtr(st.LastErrorAt), LastOKAt: timePtr(st.LastOKAt),
 		LatencySeconds: st.LastLatency.Seconds(),
@@ -329,6 +333,9 @@ func buildEL(st upstream.Stats, newest uint64, slot time.Duration, anyValid bool
 	notYet := st.LastStatus == engine.StatusSyncing || st.LastStatus == engine.StatusAccepted
 	if notYet && anyValid && st.Role != upstream.RoleRelay {
 		e.Sync = SyncLagging
+	}
+	if st.Lost {
+		e.Sync = SyncLost
 	}
 	if st.Behind {
 		e.Sync = SyncBehind

@@ -85,6 +85,14 @@ func TestBuildELFields(t *testing.T) {
 	if b := elSync(e); b.Text != "BEHIND: HEALING" || b.Tone != "bad" {
 		t.Errorf("behind badge %+v", b)
 	}
+	st.Behind, st.Lost = false, true
+	e = buildEL(st, 1_700_000_000, 12*time.Second, true)
+	if e.Behind || !e.Lost || e.Sync != SyncLost {
+		t.Errorf("lost lane: %+v", e)
+	}
+	if b := elSync(e); b.Text != "LOST A BLOCK: CATCHING UP" || b.Tone != "bad" {
+		t.Errorf("lost badge %+v", b)
+	}
 }
 
 func TestByteSize(t *testing.T) {

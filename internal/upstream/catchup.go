@@ -83,9 +83,10 @@ func (l *Lane) wantsCatchUp(now time.Time) bool {
 
 // runCatchUp brings a returning or lagging EL back to the head before live traffic goes on:
 // it asks the EL for its head, re-sends in order the payloads it missed (each with a fresh
-// token), then the newest forkchoiceUpdated unless a newer one is already queued. Live
-// requests wait in the queue meanwhile, so nothing overtakes the replay.
-func (l *Lane) runCatchUp(ctx context.Context) (cu CatchUp) {
+// token) up to the first one the queue holds (or next, the request about to leave), then the newest forkchoiceUpdated unless the
+// queue has the rest of the blocks or a newer update. Live requests wait in the queue
+// meanwhile, so nothing overtakes the replay.
+func (l *Lane) runCatchUp(ctx context.Context, next *Delivery) (cu CatchUp) {
 	cu = CatchUp{At: time.Now()}
 	l.mu.Lock()
 	l.needCatchUp = false
@@ -118,7 +119,11 @@ func (l *Lane) runCatchUp(ctx context.Context) (cu CatchUp) {
 		}
 	}()
 	cu.Gap = gap
+	rest := false // the rest of the blocks wait in the queue, in order
 	for _, d := range payloads {
+		if rest = l.blockQueued(d.Req.Block.Hash, next); rest {
+			break
+		}
 		res := l.deliver(ctx, d)
 		if res.Err != nil {
 			cu.Err = fmt.Sprintf("replay block %d: %v", d.Req.Block.Number, res.Err)
@@ -135,7 +140,8 @@ func (l *Lane) runCatchUp(ctx context.Context) (cu CatchUp) {
 		}
 	}
 	// The replayed update passes the same head guard as live ones: never move the EL back.
-	if fcu != nil && !l.forkchoiceQueued() && (fcu.Req.Forkchoice.Head != head.Hash || len(payloads) > 0) && !l.staleAtSend(ctx, fcu) {
+	// When the queue has the rest of the blocks, its own updates follow them.
+	if fcu != nil && !rest && !l.forkchoiceQueued() && (fcu.Req.Forkchoice.Head != head.Hash || len(payloads) > 0) && !l.staleAtSend(ctx, fcu) {
 		res := l.deliver(ctx, fcu)
 		if res.Err != nil {
 			cu.Err = fmt.Sprintf("replay forkchoiceUpdated: %v", res.Err)
@@ -178,6 +184,22 @@ func (l *Lane) retryCatchUp() {
 	l.mu.Lock()
 	l.needCatchUp = true
 	l.mu.Unlock()
+}
+
+// blockQueued reports whether next or the queue holds the newPayload of block h: a catch-up
+// stops there, and the queue sends it and what follows in order (not twice).
+func (l *Lane) blockQueued(h engine.Hash, next *Delivery) bool {
+	if next != nil && next.Req.Class == engine.ClassNewPayload && next.Req.Block.Hash == h {
+		return true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, s := range l.queue {
+		if s.d.Req.Class == engine.ClassNewPayload && s.d.Req.Block.Hash == h {
+			return true
+		}
+	}
+	return false
 }
 
 // forkchoiceQueued reports whether a forkchoiceUpdated waits in the queue: it is the newest

@@ -181,9 +181,12 @@ type Stats struct {
 	// did not get from the queue (sent later by a heal, or over p2p); Heals the heals.
 	Behind      bool
 	BehindSince time.Time
-	ShedBlocks  uint64
-	ShedBytes   uint64
-	Heals       uint64
+	// Lost is set while the EL may lack a block it did not answer for: no block or head
+	// update is sent until a catch-up has sent it again.
+	Lost       bool
+	ShedBlocks uint64
+	ShedBytes  uint64
+	Heals      uint64
 	// HeldBytes is what the lane holds of the backlog budget.
 	HeldBytes int64
 }
@@ -232,13 +235,22 @@ type Lane struct {
 	parents map[engine.Hash]int
 	builds  int
 
-	// behind is set when the lane shed a block for the backlog budget: it takes no
-	// newPayload or forkchoiceUpdated until it has drained and healed (see heal).
+	// behind is set when the lane shed a block for the backlog budget, or the EL did not
+	// answer a newPayload (see loseBlock): it takes no newPayload or forkchoiceUpdated until
+	// it has drained and healed (see heal).
 	behind      bool
 	behindAt    time.Time
-	behindDrops uint64 // arrivals not queued while behind: a heal that missed one runs again
-	shedBlocks  uint64 // blocks shed or refused while behind, ever
-	shedBytes   uint64
+	behindDrops uint64 // arrivals refused while behind or lost: a heal that missed one runs again
+	// lost is set when the EL did not answer a newPayload (see loseBlock): no block or head
+	// update leaves until a catch-up has found it.
+	lost bool
+	// stuck is set when the last catch-up of a lane behind or lost failed (the EL did not
+	// answer), with stuckDrops the behindDrops it had seen: until another arrival is refused,
+	// the lane has nothing it can do.
+	stuck      bool
+	stuckDrops uint64
+	shedBlocks uint64 // blocks shed or refused while behind, ever
+	shedBytes  uint64
 	// episodeBlocks and episodeBytes count the blocks of the current behind episode.
 	episodeBlocks, episodeBytes uint64
 	heals                       uint64
@@ -648,17 +660,14 @@ func (l *Lane) Run(ctx context.Context) {
 			l.send(ctx, s)
 			if l.wantsCatchUp(time.Now()) {
 				// Logged here: a heal runs the same catch-up and logs its own line.
-				if cu := l.runCatchUp(ctx); cu.Err == "" && (cu.Replayed > 0 || cu.Gap) {
+				if cu := l.runCatchUp(ctx, nil); cu.Err == "" && (cu.Replayed > 0 || cu.Gap) {
 					l.log.Info("execution client caught up", "el_head", cu.ELHead.Number, "replayed", cu.Replayed, "gap", cu.Gap)
 				}
 			}
 		}
 		l.mu.Lock()
 		l.inFlight = nil
-		if len(l.queue) == 0 && !l.behind {
-			close(l.idle)
-			l.idle = make(chan struct{})
-		}
+		l.signalIdle()
 		l.mu.Unlock()
 	}
 }
@@ -678,7 +687,7 @@ func (l *Lane) next(ctx context.Context) (s *Slot, heal bool) {
 			l.mu.Unlock()
 			return s, false
 		}
-		if l.behind {
+		if l.behind || l.lost {
 			l.mu.Unlock()
 			return nil, true
 		}
@@ -691,20 +700,16 @@ func (l *Lane) next(ctx context.Context) (s *Slot, heal bool) {
 	}
 }
 
-// heal brings a lane that is behind back to the head: it replays, in parent order from the
-// recent blocks, what the EL misses (a catch-up), and leaves the behind state when no
-// arrival was refused meanwhile; otherwise it runs again. A failed attempt is retried after
-// CatchUpInterval. When the recent blocks do not reach back to the EL's head, the lane
+// heal brings a lane that is behind, or lost, back to the head: it replays, in parent order
+// from the recent blocks, what the EL misses (a catch-up), and leaves the behind state when
+// no arrival was refused meanwhile; otherwise it runs again. A failed attempt is retried
+// after CatchUpInterval. When the recent blocks do not reach back to the EL's head, the lane
 // leaves the behind state all the same and says so: the EL must sync the rest over p2p.
 func (l *Lane) heal(ctx context.Context) {
 	l.mu.Lock()
-	drops := l.behindDrops
+	behind := l.behind
 	l.mu.Unlock()
-	if l.cfg.Replay == nil {
-		l.leaveBehind(CatchUp{Gap: true}, drops)
-		return
-	}
-	cu := l.runCatchUp(ctx)
+	cu, drops := l.recover(ctx, nil)
 	if cu.Err != "" {
 		select {
 		case <-ctx.Done():
@@ -712,7 +717,39 @@ func (l *Lane) heal(ctx context.Context) {
 		}
 		return
 	}
-	l.leaveBehind(cu, drops)
+	if behind {
+		l.leaveBehind(cu, drops)
+	}
+}
+
+// recover runs the catch-up of a lane that is behind or lost and notes whether it failed
+// (see drained); drops is the count of refused arrivals it started from. A successful one
+// finds a lost lane. Called on the lane goroutine.
+func (l *Lane) recover(ctx context.Context, next *Delivery) (cu CatchUp, drops uint64) {
+	l.mu.Lock()
+	drops, lost := l.behindDrops, l.lost
+	l.mu.Unlock()
+	if l.cfg.Replay == nil {
+		cu = CatchUp{Gap: true} // nothing to replay from
+	} else {
+		cu = l.runCatchUp(ctx, next)
+	}
+	l.mu.Lock()
+	l.stuck, l.stuckDrops = cu.Err != "", drops
+	if cu.Err == "" {
+		l.lost = false
+	}
+	l.signalIdle()
+	l.mu.Unlock()
+	if lost && cu.Err == "" {
+		if cu.Gap {
+			l.log.Warn("execution client that did not take a block is further behind than the recent blocks reach: it must sync the rest over p2p",
+				"el_head", cu.ELHead.Number)
+		} else {
+			l.log.Info("execution client that did not take a block has been sent it again", "el_head", cu.ELHead.Number, "replayed", cu.Replayed)
+		}
+	}
+	return cu, drops
 }
 
 // leaveBehind ends the behind state unless an arrival was refused since drops was read.
@@ -755,12 +792,28 @@ func (l *Lane) shutdown() {
 	}
 }
 
-// Drain waits until the queue is empty, nothing is in flight and the lane is not behind, or
+// drained reports whether the lane has nothing it can do: nothing queued or in flight, and
+// not behind, or behind an EL that failed the last heal, with nothing arrived since. Called
+// with l.mu held.
+func (l *Lane) drained() bool {
+	return len(l.queue) == 0 && l.inFlight == nil && ((!l.behind && !l.lost) || (l.stuck && l.behindDrops == l.stuckDrops))
+}
+
+// signalIdle wakes Drain when the lane has drained. Called with l.mu held.
+func (l *Lane) signalIdle() {
+	if l.drained() {
+		close(l.idle)
+		l.idle = make(chan struct{})
+	}
+}
+
+// Drain waits until the queue is empty, nothing is in flight and the lane is not behind
+// (or, behind an EL that does not answer, the last heal failed after every arrival), or
 // ctx is done.
 func (l *Lane) Drain(ctx context.Context) error {
 	for {
 		l.mu.Lock()
-		if len(l.queue) == 0 && l.inFlight == nil && !l.behind {
+		if l.drained() {
 			l.mu.Unlock()
 			return nil
 		}
@@ -774,8 +827,13 @@ func (l *Lane) Drain(ctx context.Context) error {
 	}
 }
 
-// send delivers one queued slot and completes it.
+// send delivers one queued slot and completes it. A block or head update of a lost lane
+// goes only once a catch-up has found the EL (see loseBlock); otherwise it is refused.
 func (l *Lane) send(ctx context.Context, s *Slot) {
+	if c := s.d.Req.Class; (c == engine.ClassNewPayload || c == engine.ClassForkchoice) && !l.findLost(ctx, s.d) {
+		l.refuse(s)
+		return
+	}
 	if s.d.Req.Class == engine.ClassForkchoice && l.cfg.Role != RoleRelay && l.staleAtSend(ctx, s.d) {
 		if l.cfg.Hooks.OnDrop != nil {
 			l.cfg.Hooks.OnDrop(l, s.d, DropStaleHead)
@@ -784,10 +842,64 @@ func (l *Lane) send(ctx context.Context, s *Slot) {
 		return
 	}
 	s.res = l.deliver(ctx, s.d)
+	if s.d.Req.Class == engine.ClassNewPayload && s.res.Err != nil && KindOf(s.res.Err) != KindCanceled {
+		l.loseBlock(s.d, s.res.Err)
+	}
 	if l.cfg.Hooks.OnResult != nil {
 		l.cfg.Hooks.OnResult(l, s) // before completing: see Slot.complete
 	}
 	s.complete(s.res)
+}
+
+// loseBlock handles a newPayload the EL did not answer (no connection, a timeout, a broken
+// answer): the EL may not have the block, so nothing that builds on it may follow until a
+// catch-up has re-sent it. A child would only be SYNCING, and a head update to the block
+// would send the EL syncing over p2p (a relay or builder off the chain until it finds
+// peers). The lane is lost: before its next block or head update leaves, and as soon as its
+// queue is empty, it runs a catch-up (see sendOrdered). Called on the lane goroutine.
+func (l *Lane) loseBlock(d *Delivery, err error) {
+	l.mu.Lock()
+	was := l.lost
+	l.lost, l.stuck = true, false
+	l.mu.Unlock()
+	if !was {
+		l.log.Warn("execution client did not take a block: nothing that builds on it is sent until a catch-up from the recent blocks has sent it again",
+			"block", d.Req.Block.Number, "hash", d.Req.Block.Hash.String(), "error", err)
+	}
+}
+
+// findLost runs the catch-up a lost lane needs before a block or head update may leave, and
+// reports whether the lane is found. After a failed catch-up it tries again only once
+// CatchUpInterval has passed: an EL that does not answer costs one try per interval, not
+// one per request. Called on the lane goroutine.
+func (l *Lane) findLost(ctx context.Context, next *Delivery) bool {
+	l.mu.Lock()
+	lost, wait := l.lost, l.stuck && time.Since(l.catchUp.At) < l.cfg.CatchUpInterval
+	l.mu.Unlock()
+	switch {
+	case !lost:
+		return true
+	case wait:
+		return false
+	}
+	cu, _ := l.recover(ctx, next)
+	return cu.Err == ""
+}
+
+// refuse completes a queued block or head update unsent, because the lane is lost and its
+// EL does not answer: a catch-up sends it once the EL does.
+func (l *Lane) refuse(s *Slot) {
+	l.mu.Lock()
+	l.behindDrops++
+	l.drops[DropBehind]++
+	if s.d.Req.Class == engine.ClassNewPayload {
+		l.noteShed(s.d)
+	}
+	l.mu.Unlock()
+	if l.cfg.Hooks.OnDrop != nil {
+		l.cfg.Hooks.OnDrop(l, s.d, DropBehind)
+	}
+	s.complete(Result{Err: &DeliveryError{Kind: KindDropped, Drop: DropBehind}})
 }
 
 // staleAtSend is the head guard's second look, just before a forkchoiceUpdated leaves,
@@ -1045,7 +1157,7 @@ func (l *Lane) Stats() Stats {
 		LastStatus: l.status, LastError: l.lastErr, LastErrorAt: l.lastErrAt, LastOKAt: l.lastOKAt,
 		LastLatency: l.lastLat, Head: l.head, SentHead: l.sentHead, LastValid: l.lastValid,
 		CatchUp: l.catchUp, CatchUps: l.catchUps,
-		Behind: l.behind, BehindSince: l.behindAt, ShedBlocks: l.shedBlocks, ShedBytes: l.shedBytes, Heals: l.heals,
+		Behind: l.behind, BehindSince: l.behindAt, Lost: l.lost, ShedBlocks: l.shedBlocks, ShedBytes: l.shedBytes, Heals: l.heals,
 		HeldBytes: l.cfg.Backlog.Held(l.cfg.Holder),
 	}
 }
