@@ -856,7 +856,7 @@ func (l *Lane) send(ctx context.Context, s *Slot) {
 // catch-up has re-sent it. A child would only be SYNCING, and a head update to the block
 // would send the EL syncing over p2p (a relay or builder off the chain until it finds
 // peers). The lane is lost: before its next block or head update leaves, and as soon as its
-// queue is empty, it runs a catch-up (see sendOrdered). Called on the lane goroutine.
+// queue is empty, it runs a catch-up (see send and heal). Called on the lane goroutine.
 func (l *Lane) loseBlock(d *Delivery, err error) {
 	l.mu.Lock()
 	was := l.lost
