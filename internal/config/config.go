@@ -53,6 +53,9 @@ type Config struct {
 	GenesisTime    uint64 // Unix seconds; 0: from Network, or unknown
 
 	CapabilitiesRefresh time.Duration // max age of an EL's cached exchangeCapabilities list
+	// ReadTimeouts overrides how long an EL may take to answer a read, by method (see
+	// engine.Budgets); checked by Parse.
+	ReadTimeouts map[string]time.Duration
 
 	InstanceID  string
 	LogLevel    string

@@ -239,6 +239,15 @@ func TestCommandLineReplacesEnvironmentLists(t *testing.T) {
 			func(c Config) bool {
 				return len(c.TrustedProxies) == 1 && c.TrustedProxies[0] == netip.MustParsePrefix("10.0.0.2/32")
 			}},
+		{"read timeouts", []string{"--read-timeout", "eth_call=10s,eth_getLogs=1m", "--read-timeout", "engine_getBlobsV2=2s"},
+			map[string]string{"SYNC_PROXY_READ_TIMEOUT": "eth_chainId=3s"},
+			func(c Config) bool {
+				return len(c.ReadTimeouts) == 3 && c.ReadTimeouts["eth_call"] == 10*time.Second &&
+					c.ReadTimeouts["eth_getLogs"] == time.Minute && c.ReadTimeouts["engine_getBlobsV2"] == 2*time.Second
+			}},
+		{"read timeouts from the environment alone", nil,
+			map[string]string{"SYNC_PROXY_READ_TIMEOUT": "eth_chainId=3s;eth_call=7s"},
+			func(c Config) bool { return len(c.ReadTimeouts) == 2 && c.ReadTimeouts["eth_call"] == 7*time.Second }},
 		{"a list given only in the environment stays", []string{"--bn", "name=y,jwt-secret=/s/y"},
 			map[string]string{"SYNC_PROXY_EL": "name=a,url=http://127.0.0.1:1", "SYNC_PROXY_BN": "name=x,jwt-secret=/s/x"},
 			func(c Config) bool {
@@ -251,8 +260,27 @@ func TestCommandLineReplacesEnvironmentLists(t *testing.T) {
 				t.Fatalf("Parse: %v", err)
 			}
 			if !tc.check(c) {
-				t.Fatalf("args %q env %v: ELs %+v BNs %+v proxies %+v trusted %v", tc.args, tc.env, c.ELs, c.BNs, c.Proxies, c.TrustedProxies)
+				t.Fatalf("args %q env %v: ELs %+v BNs %+v proxies %+v trusted %v read timeouts %v", tc.args, tc.env, c.ELs, c.BNs, c.Proxies, c.TrustedProxies, c.ReadTimeouts)
 			}
 		})
+	}
+}
+
+// TestReadTimeoutRefused: a read timeout for a method that is not a read, unknown, or out of
+// range is refused at start-up with the method named.
+func TestReadTimeoutRefused(t *testing.T) {
+	for _, tc := range []struct{ arg, want string }{
+		{"engine_newPayloadV4=20s", "engine_newPayloadV4: not a read"},
+		{"engine_forkchoiceUpdatedV3=20s", "engine_forkchoiceUpdatedV3: not a read"},
+		{"eth_getBalance=2s", "eth_getBalance: not a method sync-proxy forwards"},
+		{"eth_call=0s", "eth_call=0s: want more than 0"},
+		{"eth_getLogs=1h", "at most 2m0s"},
+		{"eth_call", "want method=duration"},
+		{"eth_call=10", "missing unit"},
+	} {
+		_, err := Parse([]string{"--read-timeout", tc.arg}, env(nil), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "--read-timeout") || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("--read-timeout %s: error %v, want one containing %q", tc.arg, err, tc.want)
+		}
 	}
 }

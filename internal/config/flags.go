@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sync-proxy/sync-proxy/internal/engine"
 )
 
 // EnvPrefix starts every environment variable sync-proxy reads.
@@ -24,7 +26,7 @@ func Parse(args []string, lookup func(string) (string, bool), usage io.Writer) (
 	var errs []error
 
 	var els, proxies, bns, builders listValue
-	var trusted listValue
+	var trusted, readTimeouts listValue
 	maxBody := sizeValue{&c.MaxBodyBytes}
 	replayBytes := sizeValue{&c.ReplayBytes}
 	backlogBytes := sizeValue{&c.BacklogBytes}
@@ -51,6 +53,7 @@ func Parse(args []string, lookup func(string) (string, bool), usage io.Writer) (
 	fs.Func("replay-blocks", "removed: the recent blocks are bounded in bytes by --replay-bytes", func(string) error {
 		return errors.New("--replay-blocks was replaced by --replay-bytes: the recent blocks are bounded in bytes (default 256MiB, several hundred blocks; 0 disables catch-up); remove --replay-blocks (or SYNC_PROXY_REPLAY_BLOCKS)")
 	})
+	fs.Var(&readTimeouts, "read-timeout", "how long an EL may take to answer a read, repeatable or comma-separated: method=duration (eth_getLogs=60s); only reads (engine_getBlobs*, engine_getPayloadBodies*, the engine port's eth_*), at most "+engine.MaxReadBudget.String()+"; the defaults are in the README"+envHelp("read-timeout"))
 	fs.Var(&proxies, "proxies", "other sync-proxies to relay to, repeatable or comma-separated URLs (each may be url=URL,jwt-secret=FILE)"+envHelp("proxies"))
 	// Beacon nodes.
 	fs.Var(&bns, "bn", "beacon node, repeatable: name=N,jwt-secret=FILE[,id=JWT_ID][,beacon-api=URL]"+envHelp("bn"))
@@ -163,6 +166,25 @@ func Parse(args []string, lookup func(string) (string, bool), usage io.Writer) (
 			continue
 		}
 		c.BNs = append(c.BNs, b)
+	}
+	for _, list := range readTimeouts.items {
+		for _, item := range strings.Split(list, ",") {
+			if item = strings.TrimSpace(item); item == "" {
+				continue
+			}
+			m, d, err := engine.ParseBudget(item)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("--read-timeout %w", err))
+				continue
+			}
+			if c.ReadTimeouts == nil {
+				c.ReadTimeouts = map[string]time.Duration{}
+			}
+			c.ReadTimeouts[m] = d
+		}
+	}
+	if _, err := engine.NewBudgets(c.ReadTimeouts); err != nil {
+		errs = append(errs, fmt.Errorf("--read-timeout: %w", err))
 	}
 	for _, list := range trusted.items {
 		for _, t := range strings.Split(list, ",") {

@@ -21,6 +21,7 @@ import (
 	"github.com/sync-proxy/sync-proxy/internal/beaconapi"
 	"github.com/sync-proxy/sync-proxy/internal/clock"
 	"github.com/sync-proxy/sync-proxy/internal/config"
+	"github.com/sync-proxy/sync-proxy/internal/engine"
 	"github.com/sync-proxy/sync-proxy/internal/jwtauth"
 	"github.com/sync-proxy/sync-proxy/internal/metrics"
 	"github.com/sync-proxy/sync-proxy/internal/proxy"
@@ -44,6 +45,9 @@ type Daemon struct {
 	engineL net.Listener
 	opsL    net.Listener
 	ready   chan struct{}
+	// answerWithin bounds the Engine API listener's writes: the longest an answer to a beacon
+	// node may take (two ELs' budgets for a read), and a margin.
+	answerWithin time.Duration
 }
 
 // Build identifies the binary: its version and the commit it was built from.
@@ -60,6 +64,10 @@ func New(cfg config.Config, build Build, log *slog.Logger) (*Daemon, error) {
 	}
 	clk := clock.Real{}
 	var errs []error
+	budgets, err := engine.NewBudgets(cfg.ReadTimeouts)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("--read-timeout: %w", err))
+	}
 	if cfg.InstanceID == "" {
 		var b [6]byte
 		_, _ = rand.Read(b[:])
@@ -133,7 +141,8 @@ func New(cfg config.Config, build Build, log *slog.Logger) (*Daemon, error) {
 		return nil, errors.Join(errs...)
 	}
 
-	d := &Daemon{cfg: cfg, log: log, version: version, ready: make(chan struct{})}
+	d := &Daemon{cfg: cfg, log: log, version: version, ready: make(chan struct{}),
+		answerWithin: max(30*time.Second, 2*budgets.Longest()+5*time.Second)}
 	reg := prometheus.NewRegistry()
 	m, err := metrics.New(reg, metrics.Options{Version: version, Commit: build.Commit, SlotDuration: cfg.SlotDuration, Runtime: true})
 	if err != nil {
@@ -156,6 +165,7 @@ func New(cfg config.Config, build Build, log *slog.Logger) (*Daemon, error) {
 		Hooks:          m.ProxyHooks(),
 
 		CapabilitiesRefresh: cfg.CapabilitiesRefresh,
+		Budgets:             budgets,
 	}, clk, log)
 	if err != nil {
 		return nil, err
@@ -226,7 +236,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		Handler:           d.proxy,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second, // a 32 MiB body at ~1 MB/s still fits
-		WriteTimeout:      30 * time.Second,
+		WriteTimeout:      d.answerWithin,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelDebug),

@@ -65,6 +65,9 @@ type Config struct {
 	// CapabilitiesRefresh is how old an EL's cached engine_exchangeCapabilities list may be
 	// before a beacon node's call fetches it again. Default DefaultCapabilitiesRefresh.
 	CapabilitiesRefresh time.Duration
+	// Budgets is how long to wait for an EL's answer to each method (a lane's own Budget,
+	// when set, wins). The zero value: the spec's and the per-method read defaults.
+	Budgets engine.Budgets
 }
 
 // Hooks are optional callbacks for observers. They must not block.
@@ -215,6 +218,9 @@ func New(cfg Config, clk clock.Clock, log *slog.Logger) (*Proxy, error) {
 		}
 		ec.Hooks = p.laneHooks(cfg.Hooks.Lane)
 		ec.Instance = cfg.Instance
+		if ec.Budget == nil {
+			ec.Budget = cfg.Budgets.For
+		}
 		ec.Backlog, ec.Holder = budget, i
 		ec.Clock = clk
 		if ec.SlotDuration == 0 {
@@ -622,17 +628,24 @@ func (p *Proxy) read(ctx context.Context, d *upstream.Delivery) ([]byte, Outcome
 	case d.Req.Class == engine.ClassGetPayload:
 		return p.getPayload(ctx, d)
 	}
+	// Each EL gets the method's whole budget, and the beacon node an answer within two:
+	// a hung primary, then a follower.
+	within, cancel := context.WithTimeout(ctx, 2*p.cfg.Budgets.For(d.Req.Method))
+	defer cancel()
 	var failures []string
 	for _, i := range p.readOrder(d) {
 		l := p.lanes[i]
-		res := l.Call(ctx, d)
+		res := l.Call(within, d)
 		if res.OK() {
 			return res.Body, OutcomeAnswered
 		}
 		if ctx.Err() != nil {
-			return nil, OutcomeFailed
+			return nil, OutcomeFailed // the beacon node went away
 		}
 		failures = append(failures, l.Name()+": "+res.Err.Error())
+		if within.Err() != nil {
+			break
+		}
 	}
 	return noAnswer(d, failures), OutcomeFailed
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sync-proxy/sync-proxy/internal/engine"
 	"github.com/sync-proxy/sync-proxy/internal/fakeel"
@@ -113,5 +114,57 @@ func TestSyncOnlyNeverBuilds(t *testing.T) {
 	}
 	if fcus != 1 {
 		t.Errorf("the sync-only EL got %d forkchoiceUpdated, want 1 (without attributes)", fcus)
+	}
+}
+
+// TestReadBudgets: a read waits as long as its method's budget, not the Engine API's default
+// second: an eth_call that takes 1.5 s (geth's EVM timeout is 5 s) is answered by the primary.
+// An operator's shorter budget for a method moves on to a follower when the primary takes
+// longer; and the beacon node gets an error, never silence, when no EL answers within two
+// budgets.
+func TestReadBudgets(t *testing.T) {
+	slow := func(method string, d time.Duration) func(fakeel.Received) {
+		return func(r fakeel.Received) {
+			if r.Method == method {
+				time.Sleep(d) // the EL's own time: real time, as the lane's timeout is
+			}
+		}
+	}
+	budgets, err := engine.NewBudgets(map[string]time.Duration{"eth_chainId": 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRig(t, direct3, func(c *Config) { c.Budgets = budgets })
+	for _, el := range r.els {
+		el.SetResult("eth_call", json.RawMessage(fmt.Sprintf(`{"from":%q}`, el.Name)))
+		el.SetResult("eth_chainId", json.RawMessage(fmt.Sprintf(`{"from":%q}`, el.Name)))
+	}
+	r.els[0].OnRequest(slow("eth_call", 1500*time.Millisecond))
+	start := time.Now()
+	_, body := r.post("bn1", []byte(`{"jsonrpc":"2.0","id":1,"method":"eth_call","params":[{},"latest"]}`))
+	if a := decode(t, body); a.Error != nil || string(a.Result) != `{"from":"el1"}` {
+		t.Fatalf("a 1.5 s eth_call: %s after %v, want the primary's answer", body, time.Since(start))
+	}
+
+	r.els[0].OnRequest(slow("eth_chainId", time.Second))
+	start = time.Now()
+	_, body = r.post("bn1", []byte(`{"jsonrpc":"2.0","id":2,"method":"eth_chainId","params":[]}`))
+	took := time.Since(start)
+	if a := decode(t, body); a.Error != nil || string(a.Result) != `{"from":"el2"}` || took >= time.Second {
+		t.Fatalf("eth_chainId with a 300 ms budget and a primary taking 1 s: %s after %v, want el2's answer sooner", body, took)
+	}
+	if st := r.p.Lanes()[0].Stats(); st.State == upstream.StateDown {
+		t.Fatalf("the primary's slow read made it %s", st.State)
+	}
+
+	for _, el := range r.els {
+		el.OnRequest(slow("eth_chainId", time.Second))
+	}
+	start = time.Now()
+	_, body = r.post("bn1", []byte(`{"jsonrpc":"2.0","id":3,"method":"eth_chainId","params":[]}`))
+	took = time.Since(start)
+	a := decode(t, body)
+	if a.Error == nil || a.Error.Code != engine.CodeServerError || took >= time.Second {
+		t.Fatalf("every EL slower than two budgets: %s after %v, want a -32000 error within about 600 ms", body, took)
 	}
 }
