@@ -83,9 +83,9 @@ func (l *Lane) wantsCatchUp(now time.Time) bool {
 
 // runCatchUp brings a returning or lagging EL back to the head before live traffic goes on:
 // it asks the EL for its head, re-sends in order the payloads it missed (each with a fresh
-// token) up to the first one the queue holds (or next, the request about to leave), then the newest forkchoiceUpdated unless the
-// queue has the rest of the blocks or a newer update. Live requests wait in the queue
-// meanwhile, so nothing overtakes the replay.
+// token) up to the first one the queue (or next, the request about to leave) holds, then
+// the newest forkchoiceUpdated unless the queue has the rest of the blocks or a newer
+// update. Live requests wait in the queue meanwhile, so nothing overtakes the replay.
 func (l *Lane) runCatchUp(ctx context.Context, next *Delivery) (cu CatchUp) {
 	cu = CatchUp{At: time.Now()}
 	l.mu.Lock()

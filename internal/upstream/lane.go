@@ -235,9 +235,8 @@ type Lane struct {
 	parents map[engine.Hash]int
 	builds  int
 
-	// behind is set when the lane shed a block for the backlog budget, or the EL did not
-	// answer a newPayload (see loseBlock): it takes no newPayload or forkchoiceUpdated until
-	// it has drained and healed (see heal).
+	// behind is set when the lane shed a block for the backlog budget: it takes no
+	// newPayload or forkchoiceUpdated until it has drained and healed (see heal).
 	behind      bool
 	behindAt    time.Time
 	behindDrops uint64 // arrivals refused while behind or lost: a heal that missed one runs again
@@ -444,10 +443,7 @@ func (l *Lane) Enqueue(d *Delivery) *Slot {
 	default:
 	}
 	for i, q := range dropped {
-		if l.cfg.Hooks.OnDrop != nil {
-			l.cfg.Hooks.OnDrop(l, q.d, reasons[i])
-		}
-		q.complete(Result{Err: &DeliveryError{Kind: KindDropped, Drop: reasons[i]}})
+		l.completeDropped(q, reasons[i])
 	}
 	return s
 }
@@ -709,7 +705,7 @@ func (l *Lane) heal(ctx context.Context) {
 	l.mu.Lock()
 	behind := l.behind
 	l.mu.Unlock()
-	cu, drops := l.recover(ctx, nil)
+	cu, drops := l.tryCatchUp(ctx, nil)
 	if cu.Err != "" {
 		select {
 		case <-ctx.Done():
@@ -722,10 +718,10 @@ func (l *Lane) heal(ctx context.Context) {
 	}
 }
 
-// recover runs the catch-up of a lane that is behind or lost and notes whether it failed
+// tryCatchUp runs the catch-up of a lane that is behind or lost and notes whether it failed
 // (see drained); drops is the count of refused arrivals it started from. A successful one
 // finds a lost lane. Called on the lane goroutine.
-func (l *Lane) recover(ctx context.Context, next *Delivery) (cu CatchUp, drops uint64) {
+func (l *Lane) tryCatchUp(ctx context.Context, next *Delivery) (cu CatchUp, drops uint64) {
 	l.mu.Lock()
 	drops, lost := l.behindDrops, l.lost
 	l.mu.Unlock()
@@ -785,10 +781,7 @@ func (l *Lane) shutdown() {
 	l.drops[DropShutdown] += uint64(len(rest))
 	l.mu.Unlock()
 	for _, s := range rest {
-		if l.cfg.Hooks.OnDrop != nil {
-			l.cfg.Hooks.OnDrop(l, s.d, DropShutdown)
-		}
-		s.complete(Result{Err: &DeliveryError{Kind: KindDropped, Drop: DropShutdown}})
+		l.completeDropped(s, DropShutdown)
 	}
 }
 
@@ -835,10 +828,7 @@ func (l *Lane) send(ctx context.Context, s *Slot) {
 		return
 	}
 	if s.d.Req.Class == engine.ClassForkchoice && l.cfg.Role != RoleRelay && l.staleAtSend(ctx, s.d) {
-		if l.cfg.Hooks.OnDrop != nil {
-			l.cfg.Hooks.OnDrop(l, s.d, DropStaleHead)
-		}
-		s.complete(Result{Err: &DeliveryError{Kind: KindDropped, Drop: DropStaleHead}})
+		l.completeDropped(s, DropStaleHead)
 		return
 	}
 	s.res = l.deliver(ctx, s.d)
@@ -882,7 +872,7 @@ func (l *Lane) findLost(ctx context.Context, next *Delivery) bool {
 	case wait:
 		return false
 	}
-	cu, _ := l.recover(ctx, next)
+	cu, _ := l.tryCatchUp(ctx, next)
 	return cu.Err == ""
 }
 
@@ -896,10 +886,16 @@ func (l *Lane) refuse(s *Slot) {
 		l.noteShed(s.d)
 	}
 	l.mu.Unlock()
+	l.completeDropped(s, DropBehind)
+}
+
+// completeDropped reports slot s, never sent, to the OnDrop hook and completes it as dropped
+// for reason r (counted by the caller). Called without l.mu.
+func (l *Lane) completeDropped(s *Slot, r DropReason) {
 	if l.cfg.Hooks.OnDrop != nil {
-		l.cfg.Hooks.OnDrop(l, s.d, DropBehind)
+		l.cfg.Hooks.OnDrop(l, s.d, r)
 	}
-	s.complete(Result{Err: &DeliveryError{Kind: KindDropped, Drop: DropBehind}})
+	s.complete(Result{Err: &DeliveryError{Kind: KindDropped, Drop: r}})
 }
 
 // staleAtSend is the head guard's second look, just before a forkchoiceUpdated leaves,
