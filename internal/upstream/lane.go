@@ -244,9 +244,10 @@ type Lane struct {
 	// update leaves until a catch-up has found it.
 	lost bool
 	// stuck is set when the last catch-up of a lane behind or lost failed (the EL did not
-	// answer), with stuckDrops the behindDrops it had seen: until another arrival is refused,
-	// the lane has nothing it can do.
+	// answer), at stuckAt (when it ended), with stuckDrops the behindDrops it had seen: until
+	// another arrival is refused, the lane has nothing it can do.
 	stuck      bool
+	stuckAt    time.Time
 	stuckDrops uint64
 	shedBlocks uint64 // blocks shed or refused while behind, ever
 	shedBytes  uint64
@@ -731,7 +732,7 @@ func (l *Lane) tryCatchUp(ctx context.Context, next *Delivery) (cu CatchUp, drop
 		cu = l.runCatchUp(ctx, next)
 	}
 	l.mu.Lock()
-	l.stuck, l.stuckDrops = cu.Err != "", drops
+	l.stuck, l.stuckAt, l.stuckDrops = cu.Err != "", time.Now(), drops
 	if cu.Err == "" {
 		l.lost = false
 	}
@@ -864,7 +865,8 @@ func (l *Lane) loseBlock(d *Delivery, err error) {
 // one per request. Called on the lane goroutine.
 func (l *Lane) findLost(ctx context.Context, next *Delivery) bool {
 	l.mu.Lock()
-	lost, wait := l.lost, l.stuck && time.Since(l.catchUp.At) < l.cfg.CatchUpInterval
+	// From the end of the failed try: a hung EL's head query takes its whole timeout.
+	lost, wait := l.lost, l.stuck && time.Since(l.stuckAt) < l.cfg.CatchUpInterval
 	l.mu.Unlock()
 	switch {
 	case !lost:
@@ -883,7 +885,12 @@ func (l *Lane) refuse(s *Slot) {
 	l.behindDrops++
 	l.drops[DropBehind]++
 	if s.d.Req.Class == engine.ClassNewPayload {
-		l.noteShed(s.d)
+		l.shedBlocks++
+		l.shedBytes += uint64(len(s.d.Body))
+		if l.behind { // else not part of a behind episode's count
+			l.episodeBlocks++
+			l.episodeBytes += uint64(len(s.d.Body))
+		}
 	}
 	l.mu.Unlock()
 	l.completeDropped(s, DropBehind)
