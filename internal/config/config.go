@@ -20,6 +20,7 @@ import (
 
 	"github.com/sync-proxy/sync-proxy/internal/backlog"
 	"github.com/sync-proxy/sync-proxy/internal/beacon"
+	"github.com/sync-proxy/sync-proxy/internal/engine"
 )
 
 // Config is everything sync-proxy is told at start-up.
@@ -53,9 +54,9 @@ type Config struct {
 	GenesisTime    uint64 // Unix seconds; 0: from Network, or unknown
 
 	CapabilitiesRefresh time.Duration // max age of an EL's cached exchangeCapabilities list
-	// ReadTimeouts overrides how long an EL may take to answer a read, by method (see
-	// engine.Budgets); checked by Parse.
-	ReadTimeouts map[string]time.Duration
+	// Budgets is how long an EL may take to answer each method: the defaults with
+	// --read-timeout's overrides (built and checked by Parse).
+	Budgets engine.Budgets
 
 	InstanceID  string
 	LogLevel    string

@@ -242,12 +242,15 @@ func TestCommandLineReplacesEnvironmentLists(t *testing.T) {
 		{"read timeouts", []string{"--read-timeout", "eth_call=10s,eth_getLogs=1m", "--read-timeout", "engine_getBlobsV2=2s"},
 			map[string]string{"SYNC_PROXY_READ_TIMEOUT": "eth_chainId=3s"},
 			func(c Config) bool {
-				return len(c.ReadTimeouts) == 3 && c.ReadTimeouts["eth_call"] == 10*time.Second &&
-					c.ReadTimeouts["eth_getLogs"] == time.Minute && c.ReadTimeouts["engine_getBlobsV2"] == 2*time.Second
+				b := c.Budgets
+				return b.For("eth_call") == 10*time.Second && b.For("eth_getLogs") == time.Minute &&
+					b.For("engine_getBlobsV2") == 2*time.Second && b.For("eth_chainId") == time.Second // the variable's, replaced
 			}},
 		{"read timeouts from the environment alone", nil,
 			map[string]string{"SYNC_PROXY_READ_TIMEOUT": "eth_chainId=3s;eth_call=7s"},
-			func(c Config) bool { return len(c.ReadTimeouts) == 2 && c.ReadTimeouts["eth_call"] == 7*time.Second }},
+			func(c Config) bool {
+				return c.Budgets.For("eth_chainId") == 3*time.Second && c.Budgets.For("eth_call") == 7*time.Second
+			}},
 		{"a list given only in the environment stays", []string{"--bn", "name=y,jwt-secret=/s/y"},
 			map[string]string{"SYNC_PROXY_EL": "name=a,url=http://127.0.0.1:1", "SYNC_PROXY_BN": "name=x,jwt-secret=/s/x"},
 			func(c Config) bool {
@@ -260,7 +263,7 @@ func TestCommandLineReplacesEnvironmentLists(t *testing.T) {
 				t.Fatalf("Parse: %v", err)
 			}
 			if !tc.check(c) {
-				t.Fatalf("args %q env %v: ELs %+v BNs %+v proxies %+v trusted %v read timeouts %v", tc.args, tc.env, c.ELs, c.BNs, c.Proxies, c.TrustedProxies, c.ReadTimeouts)
+				t.Fatalf("args %q env %v: ELs %+v BNs %+v proxies %+v trusted %v read timeouts %v", tc.args, tc.env, c.ELs, c.BNs, c.Proxies, c.TrustedProxies, c.Budgets)
 			}
 		})
 	}

@@ -167,6 +167,7 @@ func Parse(args []string, lookup func(string) (string, bool), usage io.Writer) (
 		}
 		c.BNs = append(c.BNs, b)
 	}
+	over := map[string]time.Duration{}
 	for _, list := range readTimeouts.items {
 		for _, item := range strings.Split(list, ",") {
 			if item = strings.TrimSpace(item); item == "" {
@@ -177,14 +178,13 @@ func Parse(args []string, lookup func(string) (string, bool), usage io.Writer) (
 				errs = append(errs, fmt.Errorf("--read-timeout %w", err))
 				continue
 			}
-			if c.ReadTimeouts == nil {
-				c.ReadTimeouts = map[string]time.Duration{}
-			}
-			c.ReadTimeouts[m] = d
+			over[m] = d
 		}
 	}
-	if _, err := engine.NewBudgets(c.ReadTimeouts); err != nil {
+	if b, err := engine.NewBudgets(over); err != nil {
 		errs = append(errs, fmt.Errorf("--read-timeout: %w", err))
+	} else {
+		c.Budgets = b
 	}
 	for _, list := range trusted.items {
 		for _, t := range strings.Split(list, ",") {

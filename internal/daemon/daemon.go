@@ -21,7 +21,6 @@ import (
 	"github.com/sync-proxy/sync-proxy/internal/beaconapi"
 	"github.com/sync-proxy/sync-proxy/internal/clock"
 	"github.com/sync-proxy/sync-proxy/internal/config"
-	"github.com/sync-proxy/sync-proxy/internal/engine"
 	"github.com/sync-proxy/sync-proxy/internal/jwtauth"
 	"github.com/sync-proxy/sync-proxy/internal/metrics"
 	"github.com/sync-proxy/sync-proxy/internal/proxy"
@@ -45,9 +44,6 @@ type Daemon struct {
 	engineL net.Listener
 	opsL    net.Listener
 	ready   chan struct{}
-	// answerWithin bounds the Engine API listener's writes: the longest an answer to a beacon
-	// node may take (two ELs' budgets for a read), and a margin.
-	answerWithin time.Duration
 }
 
 // Build identifies the binary: its version and the commit it was built from.
@@ -64,10 +60,6 @@ func New(cfg config.Config, build Build, log *slog.Logger) (*Daemon, error) {
 	}
 	clk := clock.Real{}
 	var errs []error
-	budgets, err := engine.NewBudgets(cfg.ReadTimeouts)
-	if err != nil {
-		errs = append(errs, fmt.Errorf("--read-timeout: %w", err))
-	}
 	if cfg.InstanceID == "" {
 		var b [6]byte
 		_, _ = rand.Read(b[:])
@@ -141,8 +133,7 @@ func New(cfg config.Config, build Build, log *slog.Logger) (*Daemon, error) {
 		return nil, errors.Join(errs...)
 	}
 
-	d := &Daemon{cfg: cfg, log: log, version: version, ready: make(chan struct{}),
-		answerWithin: max(30*time.Second, 2*budgets.Longest()+5*time.Second)}
+	d := &Daemon{cfg: cfg, log: log, version: version, ready: make(chan struct{})}
 	reg := prometheus.NewRegistry()
 	m, err := metrics.New(reg, metrics.Options{Version: version, Commit: build.Commit, SlotDuration: cfg.SlotDuration, Runtime: true})
 	if err != nil {
@@ -165,7 +156,7 @@ func New(cfg config.Config, build Build, log *slog.Logger) (*Daemon, error) {
 		Hooks:          m.ProxyHooks(),
 
 		CapabilitiesRefresh: cfg.CapabilitiesRefresh,
-		Budgets:             budgets,
+		Budgets:             cfg.Budgets,
 	}, clk, log)
 	if err != nil {
 		return nil, err
@@ -236,10 +227,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 		Handler:           d.proxy,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second, // a 32 MiB body at ~1 MB/s still fits
-		WriteTimeout:      d.answerWithin,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelDebug),
+		// The longest answer to a beacon node: a read's two ELs' budgets, and a margin.
+		WriteTimeout:   max(30*time.Second, 2*d.cfg.Budgets.Longest()+5*time.Second),
+		IdleTimeout:    120 * time.Second,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(d.log.Handler(), slog.LevelDebug),
 	}
 	var opsSrv *http.Server
 	if opsL != nil {
