@@ -1,10 +1,12 @@
 package proxy
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -192,6 +194,10 @@ func (c *chainEL) serve(w http.ResponseWriter, r *http.Request) {
 		w.Write(engine.ErrorResponse(nil, &engine.Error{Code: engine.CodeParseError, Message: err.Error()}))
 		return
 	}
+	if msg := paramsMismatch(req); msg != "" {
+		w.Write(engine.ErrorResponse(req.ID, &engine.Error{Code: engine.CodeInvalidParams, Message: msg}))
+		return
+	}
 	blockJSON := func(b upstream.Block) string {
 		return fmt.Sprintf(`{"hash":"%s","number":"0x%x","timestamp":"0x%x"}`, b.Hash, b.Number, b.Timestamp)
 	}
@@ -241,4 +247,26 @@ func (c *chainEL) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(engine.ResultResponse(req.ID, []byte(result)))
+}
+
+// paramsMismatch checks a forkchoiceUpdated's parameter count the way a strict EL does:
+// V4 and later take all three (custodyColumns may be null, not missing); V1–V3 may leave out
+// the attributes. (newPayloads are not decoded: the proxy forwards them as sent, and decoding
+// 300 KB bodies would slow the EL the burst tests need to keep up.)
+func paramsMismatch(req engine.Request) string {
+	if req.Class != engine.ClassForkchoice {
+		return ""
+	}
+	want := []int{fcuParams(req.Version)}
+	if req.Version < 4 {
+		want = []int{1, 2}
+	}
+	var ps []json.RawMessage
+	if err := json.Unmarshal(req.Params, &ps); err != nil {
+		return "params: " + err.Error()
+	}
+	if !slices.Contains(want, len(ps)) {
+		return fmt.Sprintf("%s takes %v params, got %d", req.Method, want, len(ps))
+	}
+	return ""
 }

@@ -160,11 +160,17 @@ const replayHeadEvery = 32
 
 // moveHeadTo makes block d (just replayed) the EL's head with a forkchoiceUpdated of the given
 // method, without attributes and with zero safe and finalized hashes (which move neither:
-// the writer's newest update sets them when the replay is done).
+// the writer's newest update sets them when the replay is done). Version 4 and later carry a
+// third parameter, custodyColumns: sent null, which leaves the EL's custody as the writer
+// last set it.
 func (l *Lane) moveHeadTo(ctx context.Context, method string, d *Delivery) error {
 	var zero engine.Hash
+	rest := "null"
+	if engine.MethodVersion(method) >= 4 {
+		rest = "null,null"
+	}
 	body := []byte(`{"jsonrpc":"2.0","id":"sync-proxy-replay-head","method":"` + method + `","params":[{"headBlockHash":"` +
-		d.Req.Block.Hash.String() + `","safeBlockHash":"` + zero.String() + `","finalizedBlockHash":"` + zero.String() + `"},null]}`)
+		d.Req.Block.Hash.String() + `","safeBlockHash":"` + zero.String() + `","finalizedBlockHash":"` + zero.String() + `"},` + rest + `]}`)
 	req, err := engine.Inspect(body)
 	if err != nil {
 		return fmt.Errorf("internal request: %w", err)
