@@ -81,6 +81,7 @@ type EL struct {
 	issued   map[string]bool            // payload ids issued (strict mode)
 	results  map[string]json.RawMessage // per-method result overrides
 	errs     map[string]*engine.Error   // per-method error answers
+	keepAll  bool                       // keep newPayload and forkchoiceUpdated bodies too
 	// chain is set by SetChain: the EL imports a block only onto a parent it has.
 	chain *chain
 }
@@ -173,6 +174,14 @@ func (e *EL) SetResult(method string, result json.RawMessage) {
 	} else {
 		e.results[method] = result
 	}
+	e.mu.Unlock()
+}
+
+// KeepBodies makes the EL keep the body of every request in Received.Body, newPayload and
+// forkchoiceUpdated included (by default only reads keep theirs).
+func (e *EL) KeepBodies(on bool) {
+	e.mu.Lock()
+	e.keepAll = on
 	e.mu.Unlock()
 }
 
@@ -356,11 +365,10 @@ func (e *EL) serve(w http.ResponseWriter, r *http.Request) {
 	rec := Received{Method: req.Method, ID: string(req.ID), Class: req.Class, Block: req.Block,
 		Head: req.Forkchoice.Head, Attrs: req.HasAttributes, Size: len(body), At: time.Now(), Headers: r.Header.Clone(),
 		PayloadID: req.PayloadID}
-	if req.Class != engine.ClassNewPayload && req.Class != engine.ClassForkchoice {
+	e.mu.Lock()
+	if e.keepAll || (req.Class != engine.ClassNewPayload && req.Class != engine.ClassForkchoice) {
 		rec.Body = body
 	}
-
-	e.mu.Lock()
 	e.got = append(e.got, rec)
 	close(e.notify)
 	e.notify = make(chan struct{})
@@ -437,15 +445,19 @@ func (e *EL) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// result is a plausible answer to req.
+// result is a plausible answer to req. newPayloadV6 and forkchoiceUpdatedV5 (Bogota) answer
+// a PayloadStatusV2, which adds inclusionListSatisfied.
 func (e *EL) result(req engine.Request, status engine.Status, pid uint64) json.RawMessage {
-	lvh := "null"
+	lvh, il := "null", ""
+	if (req.Class == engine.ClassNewPayload && req.Version >= 6) || (req.Class == engine.ClassForkchoice && req.Version >= 5) {
+		il = `,"inclusionListSatisfied":true`
+	}
 	switch req.Class {
 	case engine.ClassNewPayload:
 		if status == engine.StatusValid {
 			lvh = `"` + req.Block.Hash.String() + `"`
 		}
-		return json.RawMessage(fmt.Sprintf(`{"status":%q,"latestValidHash":%s,"validationError":null}`, status, lvh))
+		return json.RawMessage(fmt.Sprintf(`{"status":%q,"latestValidHash":%s,"validationError":null%s}`, status, lvh, il))
 	case engine.ClassForkchoice:
 		if status == engine.StatusValid {
 			lvh = `"` + req.Forkchoice.Head.String() + `"`
@@ -454,7 +466,7 @@ func (e *EL) result(req engine.Request, status engine.Status, pid uint64) json.R
 		if req.HasAttributes && status == engine.StatusValid {
 			id = fmt.Sprintf(`"0x%016x"`, pid)
 		}
-		return json.RawMessage(fmt.Sprintf(`{"payloadStatus":{"status":%q,"latestValidHash":%s,"validationError":null},"payloadId":%s}`, status, lvh, id))
+		return json.RawMessage(fmt.Sprintf(`{"payloadStatus":{"status":%q,"latestValidHash":%s,"validationError":null%s},"payloadId":%s}`, status, lvh, il, id))
 	case engine.ClassGetPayload:
 		return json.RawMessage(fmt.Sprintf(`{"executionPayload":{"blockHash":"0x%064x","timestamp":"0x1"},"blockValue":"0x0","builtBy":%q,"payloadId":%q}`, pid, e.Name, req.PayloadID))
 	}

@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sync-proxy/sync-proxy/internal/engine"
+	"github.com/sync-proxy/sync-proxy/internal/upstream"
 )
 
 // fork is an Engine API generation as the tests' beacon nodes speak it: the newPayload and
@@ -104,6 +107,102 @@ func TestCatchUpEveryFork(t *testing.T) {
 			for i, el := range els {
 				if h := el.headNumber(); h != back {
 					t.Errorf("el%d head %d, want %d", i+1, h, back)
+				}
+			}
+		})
+	}
+}
+
+// TestForkShapesForwardedAsSent: every fork's newPayload and forkchoiceUpdated reaches each
+// EL with its params byte for byte as the beacon node sent them: Amsterdam's blockAccessList
+// and slotNumber, forkchoiceUpdatedV4/V5's third parameter (custodyColumns), Bogota's fifth
+// newPayload parameter (inclusionListTransactions). The one change is the spec'd one: a
+// sync-only EL gets no payload attributes, and keeps custodyColumns. Bogota's
+// PayloadStatusV2 (inclusionListSatisfied) reaches the beacon node.
+func TestForkShapesForwardedAsSent(t *testing.T) {
+	roles := []upstream.Role{upstream.RolePrimary, upstream.RoleFollower, upstream.RoleSyncOnly}
+	for _, f := range forks() {
+		t.Run(f.name, func(t *testing.T) {
+			r := newRig(t, roles)
+			for _, el := range r.els {
+				el.KeepBodies(true)
+			}
+			var sent [][]byte
+			for n := uint64(1); n <= 2; n++ {
+				r.clk.Set(time.Unix(int64(blockTS(n)), 0))
+				for _, body := range [][]byte{
+					f.newPayload(fmt.Sprintf(`"np%d"`, n), n),
+					f.forkchoice(fmt.Sprintf(`"fcu%d"`, n), n, false),
+					f.forkchoice(fmt.Sprintf(`"build%d"`, n), n, true),
+				} {
+					sent = append(sent, body)
+					_, ans := r.post("bn1", body)
+					st, pid := payloadStatus(t, ans)
+					req, _ := engine.Inspect(body)
+					if st != "VALID" || req.HasAttributes != (pid != nil) {
+						t.Fatalf("%s: answer %s", req.Method, ans)
+					}
+					if il := bytes.Contains(ans, []byte(`"inclusionListSatisfied":true`)); il != (f.np >= 6) {
+						t.Errorf("%s: answer %s, inclusionListSatisfied passed through %v, want %v", req.Method, ans, il, f.np >= 6)
+					}
+				}
+			}
+			r.waitIdle()
+			for i, el := range r.els {
+				var got [][]byte
+				for _, rec := range el.Requests() {
+					if rec.Class == engine.ClassNewPayload || rec.Class == engine.ClassForkchoice {
+						got = append(got, rec.Body)
+					}
+				}
+				if len(got) != len(sent) {
+					t.Fatalf("el%d got %d block and head requests, want %d", i+1, len(got), len(sent))
+				}
+				for j, body := range sent {
+					want := body
+					if roles[i] == upstream.RoleSyncOnly && bytes.Contains(body, []byte(`"build`)) {
+						want, _ = engine.WithoutAttributes(body)
+					}
+					w, _ := engine.Inspect(want)
+					g, err := engine.Inspect(got[j])
+					if err != nil || g.Method != w.Method || !bytes.Equal(g.Params, w.Params) {
+						t.Errorf("el%d (%v) request %d:\n got %s\nwant %s", i+1, roles[i], j, got[j], want)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestForkErrorsPassThrough: an EL's -38006 (too deep re-org) to every fork's
+// forkchoiceUpdated and -38005 (unsupported fork) to every fork's newPayload reach the
+// beacon node unchanged, with its id.
+func TestForkErrorsPassThrough(t *testing.T) {
+	for _, f := range forks() {
+		t.Run(f.name, func(t *testing.T) {
+			r := newRig(t, direct3)
+			r.post("bn1", f.newPayload(`"np1"`, 1))
+			r.post("bn1", f.forkchoice(`"fcu1"`, 1, false))
+			r.waitIdle()
+			fcu := fmt.Sprintf("engine_forkchoiceUpdatedV%d", f.fcu)
+			np := fmt.Sprintf("engine_newPayloadV%d", f.np)
+			for _, el := range r.els {
+				el.SetError(fcu, engine.CodeTooDeepReorg, "Too deep reorg")
+				el.SetError(np, engine.CodeUnsupportedFork, "Unsupported fork")
+			}
+			for _, c := range []struct {
+				body []byte
+				id   string
+				code int
+				msg  string
+			}{
+				{f.forkchoice(`"deep"`, 0, false), `"deep"`, engine.CodeTooDeepReorg, "Too deep reorg"},
+				{f.newPayload(`"np2"`, 2), `"np2"`, engine.CodeUnsupportedFork, "Unsupported fork"},
+			} {
+				_, ans := r.post("bn1", c.body)
+				a := decode(t, ans)
+				if a.Error == nil || a.Error.Code != c.code || a.Error.Message != c.msg || string(a.ID) != c.id {
+					t.Errorf("answer %s, want the EL's %d %q unchanged", ans, c.code, c.msg)
 				}
 			}
 		})
