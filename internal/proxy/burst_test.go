@@ -45,13 +45,9 @@ func (r *burstRig) resumeAndHeal(t *testing.T, i int, n uint64, limit time.Durat
 	r.chain[i].resume()
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
-	lane := r.p.Lanes()[i]
-	// A lane whose heal failed while the EL hung drains at once: wait for the next heal.
-	for err := lane.Drain(ctx); err != nil || lane.Stats().Behind || lane.Stats().Lost; err = lane.Drain(ctx) {
-		if err != nil {
-			t.Fatalf("the stalled el%d did not heal: %v (%+v)", i+1, err, lane.Stats())
-		}
-		time.Sleep(10 * time.Millisecond)
+	// Not Drain: a lane whose heal failed while the EL hung drains at once.
+	if err := r.p.Lanes()[i].WaitHealed(ctx); err != nil {
+		t.Fatalf("the stalled el%d did not heal: %v (%+v)", i+1, err, r.p.Lanes()[i].Stats())
 	}
 	name := fmt.Sprintf("el%d", i+1)
 	checkDelivered(t, name, r.chain[i], n)

@@ -805,9 +805,22 @@ func (l *Lane) signalIdle() {
 // (or, behind an EL that does not answer, the last heal failed after every arrival), or
 // ctx is done.
 func (l *Lane) Drain(ctx context.Context) error {
+	return l.waitIdle(ctx, "drain", l.drained)
+}
+
+// WaitHealed waits until the lane has drained and is neither behind nor lost: its EL has
+// been sent every block (a heal or catch-up included), or ctx is done. Unlike Drain it
+// does not return while the EL does not answer.
+func (l *Lane) WaitHealed(ctx context.Context) error {
+	return l.waitIdle(ctx, "heal", func() bool { return l.drained() && !l.behind && !l.lost })
+}
+
+// waitIdle waits until done (called with l.mu held) holds, or ctx is done. done is checked
+// each time the lane signals idle (see signalIdle), which every heal or catch-up ends with.
+func (l *Lane) waitIdle(ctx context.Context, what string, done func() bool) error {
 	for {
 		l.mu.Lock()
-		if l.drained() {
+		if done() {
 			l.mu.Unlock()
 			return nil
 		}
@@ -816,7 +829,7 @@ func (l *Lane) Drain(ctx context.Context) error {
 		select {
 		case <-idle:
 		case <-ctx.Done():
-			return fmt.Errorf("drain el %s: %w", l.cfg.Name, ctx.Err())
+			return fmt.Errorf("%s el %s: %w", what, l.cfg.Name, ctx.Err())
 		}
 	}
 }

@@ -511,6 +511,43 @@ func TestLaneDrainAndShutdown(t *testing.T) {
 	}
 }
 
+// replayOf is a Replay that re-sends its blocks whatever the EL's head.
+type replayOf []*Delivery
+
+func (r replayOf) Since(Block) ([]*Delivery, *Delivery, bool) { return slices.Clone(r), nil, false }
+
+// TestLaneWaitHealed: a lane whose EL did not take a block is lost. While the EL answers
+// nothing but 500, Drain returns (the lane can do nothing) and WaitHealed does not; once the
+// EL answers, the next catch-up re-sends the block and WaitHealed returns.
+func TestLaneWaitHealed(t *testing.T) {
+	el := fakeel.New("el", nil)
+	defer el.Close()
+	el.SetChain(engine.Block{Hash: hash(0)})
+	el.Set(fakeel.HTTP500, 0)
+	np := npDelivery(t, 1)
+	l := startLane(t, Config{Name: "el", URL: el.URL(), Replay: replayOf{np}, CatchUpInterval: 10 * time.Millisecond})
+	if r := waitDone(t, l.Enqueue(np)); r.Err == nil {
+		t.Fatal("block 1 answered by an EL that answers 500")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := l.Drain(ctx); err != nil {
+		t.Fatalf("drain of a lane whose EL does not answer: %v", err)
+	}
+	short, cancelShort := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancelShort()
+	if err := l.WaitHealed(short); err == nil || !l.Stats().Lost {
+		t.Fatalf("WaitHealed returned %v while the EL lacks block 1 (lost %v)", err, l.Stats().Lost)
+	}
+	el.Set(fakeel.Normal, 0)
+	if err := l.WaitHealed(ctx); err != nil {
+		t.Fatalf("WaitHealed after the EL answers again: %v (%+v)", err, l.Stats())
+	}
+	if st := l.Stats(); st.Lost || el.Head().Hash != hash(0) || st.LastValid.Hash != hash(1) {
+		t.Fatalf("after healing: lost %v, last valid %v, want block 1 re-sent", st.Lost, st.LastValid)
+	}
+}
+
 func TestNewValidates(t *testing.T) {
 	for _, tc := range []struct {
 		cfg  Config
