@@ -22,16 +22,8 @@ func chainRig(t *testing.T, n int) (*rig, []*chainEL) {
 	return r, els
 }
 
-// drive sends blocks from..to as bn (newPayload then forkchoiceUpdated), waiting for the
-// lanes after each block like a slot would.
-func drive(r *rig, bn string, from, to uint64) {
-	for n := from; n <= to; n++ {
-		r.clk.Set(time.Unix(int64(blockTS(n)), 0))
-		r.post(bn, newPayloadBody(fmt.Sprintf(`"np%d"`, n), n))
-		r.post(bn, forkchoiceBody(fmt.Sprintf(`"fcu%d"`, n), n, false))
-		r.waitIdle()
-	}
-}
+// drive sends blocks from..to as bn in Cancun's shapes (see driveFork).
+func drive(r *rig, bn string, from, to uint64) { driveFork(r, forks()[0], bn, from, to) }
 
 // TestCatchUp: an EL that was unreachable for ten blocks gets them replayed in order when it
 // returns, and is back on the head at the first block after its return.

@@ -72,7 +72,8 @@ func (f fork) forkchoice(id string, n uint64, attrs bool) []byte {
 	return body
 }
 
-// driveFork sends blocks from..to as bn in fork f's shapes, like drive.
+// driveFork sends blocks from..to as bn in fork f's shapes (newPayload then
+// forkchoiceUpdated), waiting for the lanes after each block like a slot would.
 func driveFork(r *rig, f fork, bn string, from, to uint64) {
 	for n := from; n <= to; n++ {
 		r.clk.Set(time.Unix(int64(blockTS(n)), 0))
