@@ -38,7 +38,8 @@ var (
 	descELHeadTS    = desc("el_head_timestamp_seconds", "Timestamp of the last head the execution client accepted (Unix seconds, 0 when unknown).", "el")
 	descELLag       = desc("el_lag_slots", "How far the execution client's head trails the newest head seen, in slots (only when known).", "el")
 	descELBehind    = desc("el_behind", "1 while the execution client is behind: it shed blocks for the backlog budget and has not yet healed.", "el")
-	descELShed      = desc("el_shed_blocks_total", "Blocks the execution client was not sent from its queue (shed for the backlog budget, or arrived while behind); the heal sends them from the recent blocks.", "el")
+	descELLost      = desc("el_lost", "1 while the execution client may lack a block it did not answer for: nothing that builds on it is sent until a catch-up has sent it again.", "el")
+	descELShed      = desc("el_shed_blocks_total", "Blocks the execution client was not sent from its queue (shed for the backlog budget, or arrived while behind or lost); the heal or catch-up sends them from the recent blocks.", "el")
 	descELShedBytes = desc("el_shed_bytes_total", "Bytes of the blocks counted in el_shed_blocks_total.", "el")
 	descELHeals     = desc("el_heals_total", "Times the execution client left the behind state.", "el")
 	descELBacklog   = desc("el_backlog_bytes", "Bytes the execution client's queue and request in flight hold of the backlog budget.", "el")
@@ -61,7 +62,7 @@ func (c *snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
 		descBNWriter, descBNHealthy, descBNHead, descBNHeadSlot, descBNLag, descBNSeen,
 		descELInfo, descELUp, descELState, descELQueue, descELInFlight, descELDelivered, descELFailed, descELDedup,
 		descELStatus, descELHead, descELHeadTS, descELLag, descELLagging,
-		descELBehind, descELShed, descELShedBytes, descELHeals, descELBacklog, descBacklog, descBacklogMax} {
+		descELBehind, descELLost, descELShed, descELShedBytes, descELHeals, descELBacklog, descBacklog, descBacklogMax} {
 		ch <- d
 	}
 }
@@ -128,6 +129,7 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		gauge(descELLagging, b2f(e.Sync == status.SyncLagging), e.Name)
 		gauge(descELBehind, b2f(e.Behind), e.Name)
+		gauge(descELLost, b2f(e.Lost), e.Name)
 		counter(descELShed, e.ShedBlocks, e.Name)
 		counter(descELShedBytes, e.ShedBytes, e.Name)
 		counter(descELHeals, e.Heals, e.Name)

@@ -192,6 +192,8 @@ func TestMetricsMove(t *testing.T) {
 				// The block failed; its head update was not sent (the EL may lack the block).
 				{"syncproxy_el_errors_total", []string{"el", "el-b", "kind", "connect"}, 1},
 				{"syncproxy_el_dropped_total", []string{"el", "el-b", "reason", "behind"}, 1},
+				{"syncproxy_el_lost", []string{"el", "el-b"}, 1},
+				{"syncproxy_el_lost", []string{"el", "el-a"}, 0},
 				{"syncproxy_el_failed_total", []string{"el", "el-b"}, -2},
 				{"syncproxy_els_reachable", nil, 1},
 				{"syncproxy_ready", nil, 1},
