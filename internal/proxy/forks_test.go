@@ -146,6 +146,11 @@ func TestForkShapesForwardedAsSent(t *testing.T) {
 					if il := bytes.Contains(ans, []byte(`"inclusionListSatisfied":true`)); il != (f.np >= 6) {
 						t.Errorf("%s: answer %s, inclusionListSatisfied passed through %v, want %v", req.Method, ans, il, f.np >= 6)
 					}
+					// Each lane delivers this request before the next is queued: a
+					// queued head update that a newer one supersedes is dropped (the
+					// sync-only lane's stripped build repeats the head update before
+					// it), and this test is about shapes, not that queue policy.
+					r.waitIdle()
 				}
 			}
 			r.waitIdle()
