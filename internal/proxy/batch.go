@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/sync-proxy/sync-proxy/internal/bodies"
 	"github.com/sync-proxy/sync-proxy/internal/engine"
 )
 
@@ -24,10 +25,12 @@ const codeResponseTooLarge = -32003
 // answers come back in one array, in the same order. The whole batch was read under the
 // one body limit. An empty or malformed batch gets one error object; a batch of more than
 // engine.MaxBatch requests gets one error, addressed to its first request.
-func (p *Proxy) serveBatch(w http.ResponseWriter, r *http.Request, id Identity, body []byte) {
+func (p *Proxy) serveBatch(w http.ResponseWriter, r *http.Request, id Identity, body []byte, pooled bool) {
 	start := time.Now()
 	// Each request is copied out of the batch (own), so its buffer is free again at the end.
-	defer p.bodies.put(body)
+	if pooled {
+		defer p.bodies.Put(body)
+	}
 	elems, n, err := engine.SplitBatch(body, engine.MaxBatch)
 	if err != nil {
 		p.report(r.Context(), start, id.Name, id.Source, engine.ClassNonEngine, "batch", OutcomeRejected)
@@ -67,7 +70,8 @@ func (p *Proxy) serveBatch(w http.ResponseWriter, r *http.Request, id Identity, 
 			continue
 		}
 		began := time.Now()
-		class, method, outcome := p.serveOne(r, p.own(e), id.Name, func(answer []byte) {
+		own, pooled := p.own(e)
+		class, method, outcome := p.serveOne(r, own, pooled, id.Name, func(answer []byte) {
 			out = append(out, answer...)
 		})
 		p.report(r.Context(), began, id.Name, id.Source, class, method, outcome)
@@ -81,13 +85,13 @@ func (p *Proxy) serveBatch(w http.ResponseWriter, r *http.Request, id Identity, 
 // every request the lanes hold owns exactly its bytes and the batch's buffer can be reused.
 // A sub-slice would pin the whole batch while the backlog budget and the recent blocks,
 // which count a body by its capacity, counted only its part: the copy keeps them honest.
-func (p *Proxy) own(e []byte) []byte {
-	var b []byte
-	if pooled(int64(len(e))) {
-		b = p.bodies.get(len(e))
+func (p *Proxy) own(e []byte) (b []byte, pooled bool) {
+	pooled = bodies.Pooled(int64(len(e)))
+	if pooled {
+		b = p.bodies.Get(len(e))
 	} else {
 		b = make([]byte, len(e))
 	}
 	copy(b, e)
-	return b
+	return b, pooled
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sync-proxy/sync-proxy/internal/bodies"
 	"github.com/sync-proxy/sync-proxy/internal/engine"
 	"github.com/sync-proxy/sync-proxy/internal/fakeel"
 	"github.com/sync-proxy/sync-proxy/internal/upstream"
@@ -312,7 +313,7 @@ func TestBatchBurstPastAHungPrimary(t *testing.T) {
 		reqs = append(reqs, newPayloadBody(fmt.Sprintf(`"np%d"`, n), n), forkchoiceBody(fmt.Sprintf(`"f%d"`, n), n, false))
 	}
 	body := batchOf(reqs...)
-	if !pooled(int64(len(body))) {
+	if !bodies.Pooled(int64(len(body))) {
 		t.Fatalf("the batch (%d bytes) should come from the body pool", len(body))
 	}
 	start := time.Now()

@@ -18,6 +18,7 @@ import (
 
 	"github.com/sync-proxy/sync-proxy/internal/backlog"
 	"github.com/sync-proxy/sync-proxy/internal/beacon"
+	"github.com/sync-proxy/sync-proxy/internal/bodies"
 	"github.com/sync-proxy/sync-proxy/internal/clock"
 	"github.com/sync-proxy/sync-proxy/internal/divergence"
 	"github.com/sync-proxy/sync-proxy/internal/engine"
@@ -127,8 +128,8 @@ type Proxy struct {
 	caps *capabilities
 	// replay holds what a returning EL may have missed.
 	replay *replayRing
-	// bodies recycles large request bodies.
-	bodies *bodyPool
+	// bodies recycles large request bodies (in debug mode in -race builds).
+	bodies *bodies.Pool
 	// batchMax bounds the answers one batch collects (maxBatchAnswerBytes).
 	batchMax int
 	// budget bounds, in bytes, what the lanes hold.
@@ -199,7 +200,7 @@ func New(cfg Config, clk clock.Clock, log *slog.Logger) (*Proxy, error) {
 		builders: newBuildBook(clk, payloadIDTTL(cfg)),
 		caps:     newCapabilities(clk, cfg.CapabilitiesRefresh, len(cfg.ELs)),
 		replay:   newReplayRing(cfg.ReplayBytes),
-		bodies:   newBodyPool(),
+		bodies:   bodies.NewPool(bodies.RaceBuild),
 		batchMax: maxBatchAnswerBytes,
 		budget:   budget,
 		diverge:  divergence.New(divergence.Options{Clock: clk}),
@@ -343,7 +344,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("content length too large (%d>%d)", r.ContentLength, p.cfg.MaxBodyBytes))
 		return
 	}
-	body, err := p.readBody(w, r)
+	body, pooled, err := p.readBody(w, r)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -357,10 +358,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	bn, source = id.Name, id.Source
 	if engine.IsBatch(body) {
 		batch = true
-		p.serveBatch(w, r, id, body)
+		p.serveBatch(w, r, id, body, pooled)
 		return
 	}
-	class, method, outcome = p.serveOne(r, body, id.Name, func(answer []byte) { writeJSON(w, answer) })
+	class, method, outcome = p.serveOne(r, body, pooled, id.Name, func(answer []byte) { writeJSON(w, answer) })
 }
 
 // report tells the hooks and the debug log how one request (or one element of a batch) ended.
@@ -375,9 +376,15 @@ func (p *Proxy) report(ctx context.Context, start time.Time, bn, source string, 
 }
 
 // serveOne routes one JSON-RPC request from beacon node bn, whose body it owns from now
-// on, and gives the answer to emit before the body can go back to the pool. When the
-// beacon node went away before an answer was ready, emit is not called.
-func (p *Proxy) serveOne(r *http.Request, body []byte, bn string, emit func(answer []byte)) (engine.Class, string, Outcome) {
+// on (pooled: the body pool handed it out), and gives the answer to emit before the body
+// can go back to the pool. When the beacon node went away before an answer was ready, emit
+// is not called.
+func (p *Proxy) serveOne(r *http.Request, body []byte, pooled bool, bn string, emit func(answer []byte)) (engine.Class, string, Outcome) {
+	d := &upstream.Delivery{Body: body}
+	if pooled {
+		d.Own(p.bodies)
+		defer d.Release() // this request's own hold: it reads d.Req (ids point into the body) to the end
+	}
 	req, err := engine.Inspect(body)
 	if err != nil {
 		var ee *engine.Error
@@ -392,11 +399,7 @@ func (p *Proxy) serveOne(r *http.Request, body []byte, bn string, emit func(answ
 		emit(engine.ErrorResponse(req.ID, &engine.Error{Code: engine.CodeServerError, Message: "request loop: this sync-proxy already relayed this request"}))
 		return req.Class, req.Method, OutcomeLoop
 	}
-	d := &upstream.Delivery{Req: req, Body: body, BN: bn, Received: p.clk.Now(), Seq: p.seq.Add(1)}
-	if pooled(int64(cap(body))) {
-		d.Pool(p.bodies.put)
-		defer d.Release() // this request's own hold: it reads d.Req (ids point into the body) to the end
-	}
+	d.Req, d.BN, d.Received, d.Seq = req, bn, p.clk.Now(), p.seq.Add(1)
 	if p.trusted(remoteAddr(r.RemoteAddr)) {
 		d.Via = via
 	}
@@ -730,27 +733,31 @@ func jsonContentType(ct string) bool {
 }
 
 // readBody reads the whole body, at most MaxBodyBytes, into one slice; a large body with a
-// known length goes into a pooled buffer (the caller makes the delivery give it back).
-func (p *Proxy) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+// known length goes into a pooled buffer (pooled: the caller gives it back, through a
+// delivery that owns it).
+func (p *Proxy) readBody(w http.ResponseWriter, r *http.Request) (body []byte, pooled bool, err error) {
 	rd := http.MaxBytesReader(w, r.Body, p.cfg.MaxBodyBytes)
 	if r.ContentLength > 0 {
+		pooled = bodies.Pooled(r.ContentLength)
 		var buf []byte
-		if pooled(r.ContentLength) {
-			buf = p.bodies.get(int(r.ContentLength))
+		if pooled {
+			buf = p.bodies.Get(int(r.ContentLength))
 		} else {
 			buf = make([]byte, r.ContentLength)
 		}
 		if _, err := io.ReadFull(rd, buf); err != nil {
-			p.bodies.put(buf)
-			return nil, fmt.Errorf("read body: %w", err)
+			if pooled {
+				p.bodies.Put(buf)
+			}
+			return nil, false, fmt.Errorf("read body: %w", err)
 		}
-		return buf, nil
+		return buf, pooled, nil
 	}
 	buf, err := io.ReadAll(rd)
 	if err != nil {
-		return nil, fmt.Errorf("read body: %w", err)
+		return nil, false, fmt.Errorf("read body: %w", err)
 	}
-	return buf, nil
+	return buf, false, nil
 }
 
 func writeJSON(w http.ResponseWriter, body []byte) {

@@ -3,10 +3,10 @@ package upstream
 import (
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	"github.com/sync-proxy/sync-proxy/internal/backlog"
+	"github.com/sync-proxy/sync-proxy/internal/bodies"
 	"github.com/sync-proxy/sync-proxy/internal/engine"
 )
 
@@ -29,9 +29,8 @@ type Delivery struct {
 	// beacon node's copy of the same block is re-addressed to this request's id).
 	Seq uint64
 
-	// refs counts the holders of a pooled Body; free takes the body back at zero.
-	refs atomic.Int32
-	free func([]byte)
+	// body owns a pooled Body for all its holders (see Own).
+	body bodies.Ref
 	// charge counts the lanes that hold the body in the shared backlog budget.
 	charge backlog.Charge
 	// Head is the forkchoiceUpdated head block, resolved through the proxy's block index;
@@ -55,27 +54,29 @@ func (d *Delivery) WithBody(body []byte, req engine.Request) *Delivery {
 		Head: d.Head, HeadKnown: d.HeadKnown, Seq: d.Seq, Term: d.Term, Copy: d.Copy}
 }
 
-// Pool makes Body a pooled buffer: free gets it back once every holder has released it. The
-// caller holds the first reference. Every holder calls Retain before it keeps the delivery
-// and Release when it lets go: a lane from Enqueue until the slot completes, a catch-up
-// while it replays, the proxy's replay ring until it forgets the block.
-func (d *Delivery) Pool(free func([]byte)) {
-	d.free = free
-	d.refs.Store(1)
-}
+// Own makes Body, which pool handed out, owned by the delivery: it goes back to pool once
+// every holder has let go. The caller holds the first reference. Every holder calls Retain
+// before it keeps the delivery and Release when it lets go: the request's handler, a lane
+// from Enqueue until the slot completes (and the EL's transport has closed the body), a
+// catch-up while it replays, the proxy's replay ring until it forgets the block, a hedged
+// call while it runs. Nothing may read Body, or the Req fields that point into it, after
+// its holder released it. An unpooled delivery (never Owned) needs none of this: Retain
+// and Release do nothing.
+func (d *Delivery) Own(pool *bodies.Pool) { d.body.Own(pool, d.Body) }
 
-// Retain adds a holder.
-func (d *Delivery) Retain() { d.refs.Add(1) }
+// Retain adds a holder. It panics when the body already went back to the pool.
+func (d *Delivery) Retain() { d.body.Retain() }
 
-// Release drops a holder; the last one gives a pooled body back. Nothing may read the body
-// after its holder released it.
+// Release drops a holder; the last one gives a pooled body back.
 func (d *Delivery) Release() {
-	if d.refs.Add(-1) == 0 && d.free != nil {
-		body := d.Body
+	if d.body.Release() {
 		d.Body = nil
-		d.free(body)
 	}
 }
+
+// Holders returns how many holders a pooled body has (0 once it went back, or when the
+// body is not pooled).
+func (d *Delivery) Holders() int32 { return d.body.Holders() }
 
 // Block is a block's place in the chain, as far as the proxy knows it.
 type Block struct {

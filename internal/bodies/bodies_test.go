@@ -1,0 +1,120 @@
+package bodies
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestPoolClasses(t *testing.T) {
+	p := NewPool(false)
+	b := p.Get(100 << 10)
+	if len(b) != 100<<10 || cap(b) != 128<<10 {
+		t.Fatalf("len %d cap %d, want 100 KiB in a 128 KiB buffer", len(b), cap(b))
+	}
+	if p.Outstanding() != 1 {
+		t.Fatalf("outstanding %d, want 1", p.Outstanding())
+	}
+	p.Put(b)
+	if p.Outstanding() != 0 || p.Free() != 1 {
+		t.Fatalf("outstanding %d free %d, want 0 and 1", p.Outstanding(), p.Free())
+	}
+	if c := p.Get(70 << 10); cap(c) != 128<<10 || first(c) != first(b) {
+		t.Fatalf("a freed buffer of the class was not reused")
+	}
+	var bufs [][]byte
+	for range 10 {
+		bufs = append(bufs, p.Get(1<<20))
+	}
+	for _, b := range bufs {
+		p.Put(b)
+	}
+	if n := len(p.free[20]); n != keep {
+		t.Fatalf("kept %d free buffers of one class, want at most %d", n, keep)
+	}
+	if Pooled(MinSize-1) || !Pooled(MinSize) {
+		t.Fatal("pooling threshold")
+	}
+}
+
+// TestMisuse: each way of getting ownership wrong panics, with a message that says which.
+func TestMisuse(t *testing.T) {
+	cases := []struct {
+		name  string
+		debug bool // only a debug pool catches it
+		do    func(p *Pool)
+		want  string
+	}{
+		{"get below the minimum", false, func(p *Pool) { p.Get(MinSize - 1) }, "below the pool's"},
+		{"put a foreign size", false, func(p *Pool) { p.Put(make([]byte, 10)) }, "never hands out"},
+		{"put twice", true, func(p *Pool) { b := p.Get(MinSize); p.Put(b); p.Put(b) }, "already has back"},
+		{"put a buffer not handed out", true, func(p *Pool) { p.Put(make([]byte, MinSize)) }, "did not hand out"},
+		{"retain after the last release", false, func(p *Pool) {
+			var r Ref
+			r.Own(p, p.Get(MinSize))
+			r.Release()
+			r.Retain()
+		}, "already went back"},
+		{"release once too often", false, func(p *Pool) {
+			var r Ref
+			r.Own(p, p.Get(MinSize))
+			r.Retain()
+			r.Release()
+			r.Release()
+			r.Release()
+		}, "no holder left"},
+		{"own twice", false, func(p *Pool) {
+			var r Ref
+			r.Own(p, p.Get(MinSize))
+			r.Own(p, p.Get(MinSize))
+		}, "already owns"},
+	}
+	for _, c := range cases {
+		for _, debug := range []bool{false, true} {
+			if c.debug && !debug {
+				continue
+			}
+			t.Run(c.name, func(t *testing.T) {
+				defer func() {
+					msg, _ := recover().(string)
+					if !strings.Contains(msg, c.want) {
+						t.Fatalf("debug %v: panic %q, want one saying %q", debug, msg, c.want)
+					}
+				}()
+				c.do(NewPool(debug))
+			})
+		}
+	}
+}
+
+// TestRefHolders: the buffer goes back at the last Release, not before; a debug pool
+// poisons it, so a holder that read it afterwards would see Poison, not its request.
+func TestRefHolders(t *testing.T) {
+	for _, debug := range []bool{false, true} {
+		p := NewPool(debug)
+		buf := p.Get(MinSize)
+		copy(buf, `{"jsonrpc":"2.0"}`)
+		var r Ref
+		r.Own(p, buf)
+		r.Retain() // a lane
+		r.Retain() // the replay ring
+		for i, wantFreed := range []bool{false, false, true} {
+			if freed := r.Release(); freed != wantFreed {
+				t.Fatalf("debug %v: release %d freed %v, want %v", debug, i+1, freed, wantFreed)
+			}
+			if i < 2 && (p.Outstanding() != 1 || buf[0] != '{') {
+				t.Fatalf("debug %v: the buffer went back with holders left", debug)
+			}
+		}
+		if p.Outstanding() != 0 || r.Holders() != 0 {
+			t.Fatalf("debug %v: outstanding %d holders %d after the last release", debug, p.Outstanding(), r.Holders())
+		}
+		if poisoned := buf[0] == Poison && buf[cap(buf)-1] == Poison; poisoned != debug {
+			t.Fatalf("debug %v: returned buffer poisoned %v", debug, poisoned)
+		}
+	}
+	var zero Ref // an unpooled body: nothing to count
+	zero.Retain()
+	if zero.Release() || zero.Release() || zero.Owns() {
+		t.Fatal("the zero Ref owns nothing")
+	}
+}
