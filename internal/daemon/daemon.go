@@ -280,6 +280,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	stopLanes()
 	wg.Wait()
+	d.proxy.Close() // every pooled body back: nothing is served or delivered any more
 	if opsSrv != nil {
 		if err := opsSrv.Shutdown(shutCtx); err != nil {
 			opsSrv.Close()

@@ -282,7 +282,13 @@ func (p *Proxy) askBuilders(ctx context.Context, d *upstream.Delivery, targets [
 		if t.id != "" && t.id != d.Req.PayloadID {
 			dd = withPayloadID(d, t.id)
 		}
-		go func() { answers <- answer{t, p.lanes[t.lane].Call(ctx, dd)} }()
+		// The call may outlive this request's own hold on the body (the first answer wins):
+		// it holds the body itself until the EL has it.
+		dd.Retain()
+		go func() {
+			defer dd.Release()
+			answers <- answer{t, p.lanes[t.lane].Call(ctx, dd)}
+		}()
 	}
 	hedge := engine.Timeout(d.Req.Method) / 2
 	timer := time.NewTimer(hedge)
@@ -335,6 +341,7 @@ func withPayloadID(d *upstream.Delivery, id string) *upstream.Delivery {
 	}
 	body := make([]byte, 0, 64+len(rpcID)+len(method)+len(pid))
 	body = append(body, `{"jsonrpc":"2.0","id":`...)
+	idAt := len(body)
 	body = append(body, rpcID...)
 	body = append(body, `,"method":`...)
 	body = append(body, method...)
@@ -343,6 +350,9 @@ func withPayloadID(d *upstream.Delivery, id string) *upstream.Delivery {
 	body = append(body, "]}"...)
 	req := d.Req
 	req.PayloadID = id
+	if d.Req.ID != nil {
+		req.ID = body[idAt : idAt+len(rpcID)] // its own: d's body may go back to the pool first
+	}
 	return d.WithBody(body, req)
 }
 

@@ -108,6 +108,10 @@ func (r *rig) close() {
 	}
 	r.stop()
 	<-r.done
+	r.p.Close()
+	if n := r.p.BodiesOut(); n != 0 {
+		r.t.Errorf("%d pooled request bodies still held after the proxy stopped and closed: a holder did not let go", n)
+	}
 }
 
 // post sends body as beacon node bn (by path) and returns the status and body.

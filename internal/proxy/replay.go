@@ -116,9 +116,29 @@ func (r *replayRing) setForkchoice(d *upstream.Delivery) {
 		}
 		d = d.WithBody(body, req)
 	}
+	d.Retain() // released when a newer update replaces it
 	r.mu.Lock()
+	old := r.fcu
 	r.fcu = d
 	r.mu.Unlock()
+	if old != nil {
+		old.Release()
+	}
+}
+
+// close lets go of everything the ring holds. The ring is empty afterwards.
+func (r *replayRing) close() {
+	r.mu.Lock()
+	order, fcu := r.order, r.fcu
+	r.order, r.fcu, r.bytes = nil, nil, 0
+	clear(r.byHash)
+	r.mu.Unlock()
+	for _, d := range order {
+		d.Release()
+	}
+	if fcu != nil {
+		fcu.Release()
+	}
 }
 
 // Since walks back through the ring's parent links from the newest block that extends the
