@@ -114,7 +114,8 @@ func TestRefHolders(t *testing.T) {
 	}
 	var zero Ref // an unpooled body: nothing to count
 	zero.Retain()
-	if zero.Release() || zero.Release() || zero.Owns() {
+	first, second := zero.Release(), zero.Release()
+	if first || second || zero.Owns() {
 		t.Fatal("the zero Ref owns nothing")
 	}
 }
