@@ -16,7 +16,6 @@ import (
 	"math/bits"
 	"sync"
 	"sync/atomic"
-	"unsafe"
 )
 
 // MinSize is the smallest body the pool holds: smaller ones are cheap to allocate. A
@@ -61,9 +60,6 @@ func NewPool(debug bool) *Pool {
 	return p
 }
 
-// Debug reports whether the pool poisons and checks returned buffers.
-func (p *Pool) Debug() bool { return p.debug }
-
 // Get returns a buffer of length n, at least MinSize, which the caller owns until it Puts
 // it back (usually through a [Ref]).
 func (p *Pool) Get(n int) []byte {
@@ -96,21 +92,19 @@ func (p *Pool) Put(b []byte) {
 		panic(fmt.Sprintf("bodies: Put of a %d-byte buffer the pool never hands out", cap(b)))
 	}
 	b = b[:cap(b)]
-	p.mu.Lock()
 	if p.debug {
-		if !p.held[first(b)] {
-			p.mu.Unlock()
+		p.mu.Lock()
+		held := p.held[first(b)]
+		delete(p.held, first(b))
+		p.mu.Unlock()
+		if !held {
 			panic("bodies: Put of a buffer the pool did not hand out, or already has back")
 		}
-		delete(p.held, first(b))
-	}
-	p.mu.Unlock()
-	p.out.Add(-1)
-	if p.debug {
-		for i := range b {
+		for i := range b { // outside the lock: up to 16 MiB
 			b[i] = Poison
 		}
 	}
+	p.out.Add(-1)
 	p.mu.Lock()
 	if len(p.free[c]) < keep {
 		p.free[c] = append(p.free[c], b[:0])
@@ -133,7 +127,8 @@ func (p *Pool) Free() int {
 	return n
 }
 
-func first(b []byte) *byte { return unsafe.SliceData(b[:1]) }
+// first identifies a buffer by its first byte.
+func first(b []byte) *byte { return &b[:1][0] }
 
 // Ref owns one pooled buffer on behalf of everything that holds it: the request's handler,
 // each lane until the EL has it, the replay ring until it forgets the block, a catch-up
@@ -155,9 +150,6 @@ func (r *Ref) Own(p *Pool, buf []byte) {
 	r.pool, r.buf = p, buf
 	r.refs.Store(1)
 }
-
-// Owns reports whether r owns a pooled buffer (which it may have given back).
-func (r *Ref) Owns() bool { return r.pool != nil }
 
 // Holders returns how many holders the buffer has; 0 once it went back.
 func (r *Ref) Holders() int32 { return r.refs.Load() }

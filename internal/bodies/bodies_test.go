@@ -115,7 +115,7 @@ func TestRefHolders(t *testing.T) {
 	var zero Ref // an unpooled body: nothing to count
 	zero.Retain()
 	first, second := zero.Release(), zero.Release()
-	if first || second || zero.Owns() {
+	if first || second || zero.Holders() != 0 {
 		t.Fatal("the zero Ref owns nothing")
 	}
 }

@@ -282,8 +282,9 @@ func (p *Proxy) askBuilders(ctx context.Context, d *upstream.Delivery, targets [
 		if t.id != "" && t.id != d.Req.PayloadID {
 			dd = withPayloadID(d, t.id)
 		}
-		// The call may outlive this request's own hold on the body (the first answer wins):
-		// it holds the body itself until the EL has it.
+		// The call may outlive this request's own hold on the body: when another target's
+		// answer wins, this goroutine may not even have read the body yet. It holds the body
+		// itself until its call returns.
 		dd.Retain()
 		go func() {
 			defer dd.Release()

@@ -109,7 +109,7 @@ func (r *rig) close() {
 	r.stop()
 	<-r.done
 	r.p.Close()
-	if n := r.p.BodiesOut(); n != 0 {
+	if n := r.p.bodies.Outstanding(); n != 0 {
 		r.t.Errorf("%d pooled request bodies still held after the proxy stopped and closed: a holder did not let go", n)
 	}
 }

@@ -279,10 +279,6 @@ func (p *Proxy) Run(ctx context.Context) {
 // returned and no request is being served: every pooled body is then back in its pool.
 func (p *Proxy) Close() { p.replay.close() }
 
-// BodiesOut returns how many pooled request bodies are held (by requests being served,
-// lane queues, the replay ring, catch-ups); 0 after Close.
-func (p *Proxy) BodiesOut() int64 { return p.bodies.Outstanding() }
-
 // Drain waits until every lane has delivered what it holds, or ctx is done.
 func (p *Proxy) Drain(ctx context.Context) error {
 	var errs []error

@@ -57,9 +57,8 @@ func (d *Delivery) WithBody(body []byte, req engine.Request) *Delivery {
 // Own makes Body, which pool handed out, owned by the delivery: it goes back to pool once
 // every holder has let go. The caller holds the first reference. Every holder calls Retain
 // before it keeps the delivery and Release when it lets go: the request's handler, a lane
-// from Enqueue until the slot completes (and the EL's transport has closed the body), a
-// catch-up while it replays, the proxy's replay ring until it forgets the block, a hedged
-// call while it runs. Nothing may read Body, or the Req fields that point into it, after
+// from Enqueue until the slot completes, a catch-up while it replays, the proxy's replay
+// ring until it forgets the block, a hedged call while it runs. Nothing may read Body, or the Req fields that point into it, after
 // its holder released it. An unpooled delivery (never Owned) needs none of this: Retain
 // and Release do nothing.
 func (d *Delivery) Own(pool *bodies.Pool) { d.body.Own(pool, d.Body) }
@@ -73,10 +72,6 @@ func (d *Delivery) Release() {
 		d.Body = nil
 	}
 }
-
-// Holders returns how many holders a pooled body has (0 once it went back, or when the
-// body is not pooled).
-func (d *Delivery) Holders() int32 { return d.body.Holders() }
 
 // Block is a block's place in the chain, as far as the proxy knows it.
 type Block struct {
