@@ -35,6 +35,7 @@ func (p *Proxy) answer(ctx context.Context, d *upstream.Delivery, slots []*upstr
 					return p.reply(d, ps), ok
 				}
 			case <-failover.C:
+				ps.Overdue()
 			case <-hard.C:
 				return p.failed(d, slots), OutcomeFailed
 			case <-ctx.Done():

@@ -93,6 +93,22 @@ type Slot struct {
 	// completes or is shed; sent is set once the lane sends it (it can no longer be shed).
 	charged int64
 	sent    bool
+	// overdue is set, under the lane's lock, once the proxy stopped waiting for the slot's
+	// answer (see Overdue).
+	overdue bool
+}
+
+// Overdue records that the slot's answer did not come within the failover window, so a
+// beacon node was answered without it. Until the slot completes, its lane counts as
+// impaired: the next request does not wait for an EL already known to be stuck, however
+// the lane's send time and the proxy's timer fell.
+func (s *Slot) Overdue() {
+	if s.lane == nil {
+		return
+	}
+	s.lane.mu.Lock()
+	s.overdue = true
+	s.lane.mu.Unlock()
 }
 
 // charge counts the slot's body in l's backlog budget. A pooled body counts at its

@@ -350,14 +350,15 @@ func (l *Lane) Name() string { return l.cfg.Name }
 func (l *Lane) Role() Role { return l.cfg.Role }
 
 // Impaired reports whether the EL cannot be expected to answer soon: it is down or refuses
-// our token, or the request in flight has waited longer than stuck.
+// our token, or the request in flight has waited longer than stuck, or was already given up
+// on (Slot.Overdue).
 func (l *Lane) Impaired(stuck time.Duration) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.state == StateDown || l.state == StateUnauthorized {
 		return true
 	}
-	return l.inFlight != nil && time.Since(l.sentAt) > stuck
+	return l.inFlight != nil && (l.inFlight.overdue || time.Since(l.sentAt) > stuck)
 }
 
 // State returns the lane's current view of the EL.

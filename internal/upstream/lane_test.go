@@ -737,3 +737,37 @@ func TestLaneShedBlockDropsSupersededUpdate(t *testing.T) {
 	}
 	checkQueueIndex(t, l)
 }
+
+// TestLaneOverdueSlotImpairs: once the proxy gave up waiting for a slot's answer, the lane
+// counts as impaired while that slot is still in flight, whatever its send time says; once
+// the EL answers, it no longer does.
+func TestLaneOverdueSlotImpairs(t *testing.T) {
+	el := fakeel.New("el", nil)
+	defer el.Close()
+	g := newGate(el)
+	defer g.open()
+	l := startLane(t, Config{Name: "el", URL: el.URL()})
+	s := l.Enqueue(npDelivery(t, 1))
+	deadline := time.Now().Add(10 * time.Second)
+	for !l.Stats().InFlight {
+		if time.Now().After(deadline) {
+			t.Fatal("the request never left")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	const window = time.Hour
+	if l.Impaired(window) {
+		t.Fatal("impaired before anything was given up on")
+	}
+	s.Overdue()
+	if !l.Impaired(window) {
+		t.Fatal("not impaired with an overdue request in flight")
+	}
+	g.open()
+	if r := waitDone(t, s); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	if l.Impaired(window) {
+		t.Fatal("still impaired after the EL answered")
+	}
+}
