@@ -58,8 +58,9 @@ func (d *Delivery) WithBody(body []byte, req engine.Request) *Delivery {
 // every holder has let go. The caller holds the first reference. Every holder calls Retain
 // before it keeps the delivery and Release when it lets go: the request's handler, a lane
 // from Enqueue until the slot completes, a catch-up while it replays, the proxy's replay
-// ring until it forgets the block, a hedged call while it runs. Nothing may read Body, or the Req fields that point into it, after
-// its holder released it. An unpooled delivery (never Owned) needs none of this: Retain
+// ring until it forgets the block, a hedged call while it runs, and the HTTP transport until
+// it closes the request body (which may be after the answer came back). Nothing may read
+// Body, or the Req fields that point into it, after its holder released it. An unpooled delivery (never Owned) needs none of this: Retain
 // and Release do nothing.
 func (d *Delivery) Own(pool *bodies.Pool) { d.body.Own(pool, d.Body) }
 

@@ -1005,10 +1005,14 @@ func (l *Lane) deliverWithin(ctx context.Context, d *Delivery, budget time.Durat
 
 // roundTrip posts body and returns the 200 answer's body.
 func (l *Lane) roundTrip(ctx context.Context, d *Delivery, body []byte) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.cfg.URL, bytes.NewReader(body))
+	rb := newSentBody(d, body)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.cfg.URL, rb)
 	if err != nil {
+		rb.Close()
 		return nil, &DeliveryError{Kind: KindTransport, Err: err}
 	}
+	req.ContentLength = int64(len(body))
+	req.GetBody = func() (io.ReadCloser, error) { return newSentBody(d, body), nil }
 	req.Header.Set("Content-Type", "application/json")
 	if l.cfg.UserAgent != "" {
 		req.Header.Set("User-Agent", l.cfg.UserAgent)
@@ -1054,6 +1058,31 @@ func (l *Lane) roundTrip(ctx context.Context, d *Delivery, body []byte) ([]byte,
 		return nil, &DeliveryError{Kind: KindBadResponse, Err: fmt.Errorf("answer is over the %d-byte limit", limit)}
 	}
 	return buf.Bytes(), nil
+}
+
+// sentBody is a request body as the HTTP transport reads it. The transport may go on
+// writing a body after the answer came back (an EL refuses a bad token, or a body over its
+// limit, from the headers alone) and closes it only when it is done, perhaps after Do
+// returned. The body holds its delivery until then, so that a pooled body does not go back
+// to the pool, to be poisoned or reused, while the transport still reads it.
+type sentBody struct {
+	bytes.Reader
+	d    *Delivery
+	once sync.Once
+}
+
+// newSentBody reads b, which d's body holds, and retains d until the transport closes it.
+func newSentBody(d *Delivery, b []byte) *sentBody {
+	d.Retain()
+	s := &sentBody{d: d}
+	s.Reset(b)
+	return s
+}
+
+// Close releases the delivery, once.
+func (s *sentBody) Close() error {
+	s.once.Do(s.d.Release)
+	return nil
 }
 
 // classify turns a transport error into a DeliveryError.
