@@ -129,6 +129,15 @@ func NewVerifier(keys []Key, maxDrift time.Duration, clk clock.Clock) (*Verifier
 	return v, nil
 }
 
+// Names returns the names of the verifier's keys, in the order they were given.
+func (v *Verifier) Names() []string {
+	names := make([]string, len(v.keys))
+	for i, k := range v.keys {
+		names[i] = k.name
+	}
+	return names
+}
+
 // tokenHeader is the part of the JOSE header Verify reads.
 type tokenHeader struct {
 	Alg string `json:"alg"`

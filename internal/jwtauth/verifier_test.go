@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -164,6 +165,9 @@ func TestVerifyTwoBNs(t *testing.T) {
 		jwtauth.Key{Name: "bn-a", ID: "lighthouse-a", Secret: a},
 		jwtauth.Key{Name: "bn-b", Secret: b}, // ID defaults to the name
 	)
+	if got := v.Names(); !slices.Equal(got, []string{"bn-a", "bn-b"}) {
+		t.Fatalf("Names() = %v, want bn-a, bn-b", got)
+	}
 	iat := t0.Unix()
 	tok := func(s jwtauth.Secret, claims jwt.MapClaims) string {
 		claims["iat"] = iat

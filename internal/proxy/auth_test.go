@@ -7,12 +7,14 @@ import (
 	"crypto/sha512"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sync-proxy/sync-proxy/internal/clock"
+	"github.com/sync-proxy/sync-proxy/internal/engine"
 	"github.com/sync-proxy/sync-proxy/internal/fakeel"
 	"github.com/sync-proxy/sync-proxy/internal/jwtauth"
 	"github.com/sync-proxy/sync-proxy/internal/upstream"
@@ -200,6 +202,111 @@ func TestAuthIdentity(t *testing.T) {
 			if rec.Headers.Get("Authorization") == lhTok {
 				t.Errorf("%s received the beacon node's own token", el.Name)
 			}
+		}
+	}
+}
+
+// TestIdentityBoundToSecret: beside the shared secret, a beacon node with its own secret
+// owns its name. Every combination of secret, `id` claim, path and forwarded identity (a
+// trusted proxy's X-Forwarded-For, a trusted relay's beacon-node header) either is refused
+// or is counted as the node its secret, or else its claim, names; a bound name is never
+// claimed without its secret.
+func TestIdentityBoundToSecret(t *testing.T) {
+	const shared = "*shared"
+	secrets := map[string]jwtauth.Secret{shared: secretOf(1), "lighthouse": secretOf(2), "teku": secretOf(3),
+		"198.51.100.7": secretOf(4), "wrong": secretOf(5)}
+	v, err := jwtauth.NewVerifier([]jwtauth.Key{
+		{Name: shared, ID: shared, Secret: secrets[shared]},
+		{Name: "lighthouse", ID: "lh-1", Secret: secrets["lighthouse"]},
+		{Name: "teku", Secret: secrets["teku"]},
+		{Name: "198.51.100.7", Secret: secrets["198.51.100.7"]}, // a node known by its address
+	}, 60*time.Second, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := make(chan string, 1)
+	r := newRig(t, mirror3, func(c *Config) {
+		c.Verifier, c.SharedKeyName = v, shared
+		c.TrustedProxies = mustPrefixes("127.0.0.1/32")
+		c.Hooks.OnRequest = func(bn string, _ engine.Class, _ Outcome, _ time.Duration) { seen <- bn }
+	})
+	bound := map[string]bool{"lighthouse": true, "teku": true, "198.51.100.7": true}
+	idKey := map[string]string{"lh-1": "lighthouse", "teku": "teku", shared: shared, "198.51.100.7": "198.51.100.7"}
+
+	type forwarded struct{ xff, relayBN string }
+	n := 0
+	for _, secret := range []string{shared, "lighthouse", "teku", "wrong"} {
+		for _, id := range []string{"", "lh-1", "teku", shared, "nobody"} {
+			for _, path := range []string{"/", "/bn/lighthouse", "/bn/teku", "/bn/other"} {
+				for _, fw := range []forwarded{{}, {xff: "198.51.100.7"}, {xff: "203.0.113.1"}, {relayBN: "lighthouse"}, {relayBN: "bn-x"}} {
+					// What the proxy must decide, from the rules alone.
+					verified := ""
+					if k, ok := idKey[id]; ok {
+						if k == secret {
+							verified = k
+						}
+					} else if secret != "wrong" {
+						verified = secret
+					}
+					want, status, reason := verified, 200, ""
+					if verified == shared {
+						switch {
+						case path != "/":
+							want = strings.TrimPrefix(path, "/bn/")
+						case fw.relayBN != "":
+							want = fw.relayBN
+						case fw.xff != "":
+							want = fw.xff
+						default:
+							want = "127.0.0.1"
+						}
+						if bound[want] {
+							want, status, reason = "", 401, "bound to its own jwt secret"
+						}
+					}
+					if verified == "" {
+						want, status, reason = "", 401, "signature is invalid"
+					}
+
+					name := fmt.Sprintf("secret=%s id=%q path=%s xff=%q relay=%q", secret, id, path, fw.xff, fw.relayBN)
+					claims := fmt.Sprintf(`{"iat":%d}`, time.Now().Unix())
+					if id != "" {
+						claims = fmt.Sprintf(`{"iat":%d,"id":%q}`, time.Now().Unix(), id)
+					}
+					s := secrets[secret]
+					req, _ := http.NewRequest(http.MethodPost, r.srv.URL+path, bytes.NewReader(newPayloadBody(fmt.Sprint(n), 1)))
+					n++
+					req.Header.Set("Content-Type", "application/json")
+					req.Header.Set("Authorization", "Bearer "+token("HS256", s[:], claims))
+					if fw.xff != "" {
+						req.Header.Set("X-Forwarded-For", fw.xff)
+					}
+					if fw.relayBN != "" {
+						req.Header.Set(upstream.HeaderBN, fw.relayBN)
+					}
+					resp, err := r.srv.Client().Do(req)
+					if err != nil {
+						t.Fatal(err)
+					}
+					body, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					var got string
+					select {
+					case got = <-seen:
+					case <-time.After(10 * time.Second):
+						t.Fatalf("%s: the request was never reported", name)
+					}
+					if resp.StatusCode != status || got != want || !strings.Contains(string(body), reason) {
+						t.Errorf("%s: HTTP %d %q counted as %q; want HTTP %d (%q) counted as %q", name, resp.StatusCode, body, got, status, reason, want)
+					}
+				}
+			}
+		}
+	}
+	r.waitIdle()
+	for _, b := range r.p.Tracker().Snapshot() {
+		if bound[b.Name] && b.Name != "lighthouse" && b.Name != "teku" {
+			t.Errorf("%s is tracked, but no request carried its secret", b.Name)
 		}
 	}
 }

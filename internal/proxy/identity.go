@@ -1,11 +1,13 @@
 package proxy
 
 import (
+	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
 	"strings"
 
+	"github.com/sync-proxy/sync-proxy/internal/jwtauth"
 	"github.com/sync-proxy/sync-proxy/internal/upstream"
 )
 
@@ -22,10 +24,25 @@ const bnPathPrefix = "/bn/"
 // token ("" when the token identified nobody in particular). The order is: the verified
 // secret, the /bn/<name> path, the first proxy's header on a relayed request from a trusted
 // peer, the client address forwarded by a trusted proxy, and the connection's address.
-func (p *Proxy) identify(r *http.Request, jwtName string) Identity {
+//
+// A name bound to a secret (a --bn with its own jwt secret) is claimed only by a token
+// signed with that secret: a request that names it any other way (its path, a relay's
+// header, a forwarded or a connection address) while its token was signed with another
+// secret, the shared one, is refused, so that whoever holds the shared secret cannot be
+// counted as that node, let alone become the writer in its place.
+func (p *Proxy) identify(r *http.Request, jwtName string) (Identity, error) {
 	if jwtName != "" {
-		return Identity{Name: jwtName, Source: "jwt"}
+		return Identity{Name: jwtName, Source: "jwt"}, nil
 	}
+	id := p.claimed(r)
+	if p.bound[id.Name] {
+		return Identity{}, fmt.Errorf("beacon node %q is bound to its own jwt secret; this token was signed with another", id.Name)
+	}
+	return id, nil
+}
+
+// claimed is the identity r claims without a secret of its own.
+func (p *Proxy) claimed(r *http.Request) Identity {
 	if name, ok := strings.CutPrefix(r.URL.Path, bnPathPrefix); ok && validName(name) {
 		return Identity{Name: name, Source: "path"}
 	}
@@ -42,6 +59,20 @@ func (p *Proxy) identify(r *http.Request, jwtName string) Identity {
 		return Identity{Name: remote.String(), Source: "address"}
 	}
 	return Identity{Name: r.RemoteAddr, Source: "address"}
+}
+
+// boundNames are the names of v's keys other than the shared one.
+func boundNames(v *jwtauth.Verifier, shared string) map[string]bool {
+	bound := make(map[string]bool)
+	if v == nil {
+		return bound
+	}
+	for _, n := range v.Names() {
+		if n != shared {
+			bound[n] = true
+		}
+	}
+	return bound
 }
 
 // trusted reports whether addr belongs to a configured trusted proxy.

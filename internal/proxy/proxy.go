@@ -104,7 +104,10 @@ const (
 
 // Proxy is the Engine API handler. It is safe for concurrent use.
 type Proxy struct {
-	cfg     Config
+	cfg Config
+	// bound are the beacon-node names that have their own secret: only a token signed with
+	// it may speak as them (see identify).
+	bound   map[string]bool
 	log     *slog.Logger
 	clk     clock.Clock
 	lanes   []*upstream.Lane
@@ -189,6 +192,7 @@ func New(cfg Config, clk clock.Clock, log *slog.Logger) (*Proxy, error) {
 		problems = append(problems, err)
 	}
 	p := &Proxy{
+		bound:    boundNames(cfg.Verifier, cfg.SharedKeyName),
 		cfg:      cfg,
 		log:      log,
 		clk:      clk,
@@ -327,10 +331,16 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			jwtName = name
 		}
 	}
+	id, err := p.identify(r, jwtName)
+	if err != nil {
+		outcome = OutcomeUnauthorized
+		p.log.Debug("request refused", "remote", r.RemoteAddr, "reason", err)
+		httpError(w, http.StatusUnauthorized, err.Error())
+		return
+	}
+	bn, source = id.Name, id.Source
 	if restPath(r.URL.Path) {
 		outcome = OutcomeNotFound
-		id := p.identify(r, jwtName)
-		bn, source = id.Name, id.Source
 		method = r.Method + " " + r.URL.Path
 		notFound(w, r.URL.Path)
 		return
@@ -358,8 +368,6 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, "could not read the request body")
 		return
 	}
-	id := p.identify(r, jwtName)
-	bn, source = id.Name, id.Source
 	if engine.IsBatch(body) {
 		batch = true
 		p.serveBatch(w, r, id, body, pooled)

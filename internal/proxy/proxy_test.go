@@ -239,8 +239,8 @@ func TestIdentify(t *testing.T) {
 			if tc.relayBN != "" {
 				req.Header.Set(upstream.HeaderBN, tc.relayBN)
 			}
-			if got := r.p.identify(req, tc.jwt); got != tc.want {
-				t.Fatalf("identify = %+v, want %+v", got, tc.want)
+			if got, err := r.p.identify(req, tc.jwt); err != nil || got != tc.want {
+				t.Fatalf("identify = %+v, %v; want %+v", got, err, tc.want)
 			}
 		})
 	}
