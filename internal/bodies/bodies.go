@@ -131,8 +131,9 @@ func (p *Pool) Free() int {
 func first(b []byte) *byte { return &b[:1][0] }
 
 // Ref owns one pooled buffer on behalf of everything that holds it: the request's handler,
-// each lane until the EL has it, the replay ring until it forgets the block, a catch-up
-// while it replays, a hedged call while it runs. Every holder calls Retain before it keeps
+// each lane until the EL has it, the HTTP transport until it has stopped writing it, the
+// replay ring until it forgets the block, a catch-up while it replays, a hedged call while
+// it runs. Every holder calls Retain before it keeps
 // the buffer (while a holder it knows of still holds it) and Release when it lets go; the
 // last Release gives the buffer back. The zero Ref owns nothing (an unpooled body): Retain
 // and Release do nothing. A Ref must not be copied once it owns a buffer.

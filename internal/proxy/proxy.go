@@ -104,16 +104,16 @@ const (
 
 // Proxy is the Engine API handler. It is safe for concurrent use.
 type Proxy struct {
-	cfg Config
-	// bound are the beacon-node names that have their own secret: only a token signed with
-	// it may speak as them (see identify).
-	bound   map[string]bool
+	cfg     Config
 	log     *slog.Logger
 	clk     clock.Clock
 	lanes   []*upstream.Lane
 	primary int // index into lanes; -1 in mirror mode
 	tracker *beacon.Tracker
 	blocks  *beacon.BlockIndex
+	// bound are the beacon-node names that have their own secret: only a token signed with
+	// it may speak as them (see identify).
+	bound map[string]bool
 
 	// enqMu makes each request's enqueue onto all lanes one step, so every lane sees
 	// requests in the same order and a block two beacon nodes send at once is queued once.
@@ -192,12 +192,12 @@ func New(cfg Config, clk clock.Clock, log *slog.Logger) (*Proxy, error) {
 		problems = append(problems, err)
 	}
 	p := &Proxy{
-		bound:    boundNames(cfg.Verifier, cfg.SharedKeyName),
 		cfg:      cfg,
 		log:      log,
 		clk:      clk,
 		primary:  -1,
 		blocks:   beacon.NewBlockIndex(cfg.BlockIndexSize),
+		bound:    boundNames(cfg.Verifier, cfg.SharedKeyName),
 		payloads: newRecent[engine.Hash, *blockCopies](1024),
 		seed:     maphash.MakeSeed(),
 		verdicts: newRecent[engine.Hash, engine.Response](256),

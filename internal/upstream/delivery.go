@@ -60,8 +60,8 @@ func (d *Delivery) WithBody(body []byte, req engine.Request) *Delivery {
 // from Enqueue until the slot completes, a catch-up while it replays, the proxy's replay
 // ring until it forgets the block, a hedged call while it runs, and the HTTP transport until
 // it closes the request body (which may be after the answer came back). Nothing may read
-// Body, or the Req fields that point into it, after its holder released it. An unpooled delivery (never Owned) needs none of this: Retain
-// and Release do nothing.
+// Body, or the Req fields that point into it, after its holder released it. An unpooled
+// delivery (never Owned) needs none of this: Retain and Release do nothing.
 func (d *Delivery) Own(pool *bodies.Pool) { d.body.Own(pool, d.Body) }
 
 // Retain adds a holder. It panics when the body already went back to the pool.
@@ -104,9 +104,6 @@ type Slot struct {
 // impaired: the next request does not wait for an EL already known to be stuck, however
 // the lane's send time and the proxy's timer fell.
 func (s *Slot) Overdue() {
-	if s.lane == nil {
-		return
-	}
 	s.lane.mu.Lock()
 	s.overdue = true
 	s.lane.mu.Unlock()

@@ -744,16 +744,22 @@ func TestLaneShedBlockDropsSupersededUpdate(t *testing.T) {
 func TestLaneOverdueSlotImpairs(t *testing.T) {
 	el := fakeel.New("el", nil)
 	defer el.Close()
-	g := newGate(el)
-	defer g.open()
+	arrived, answer := make(chan struct{}, 1), make(chan struct{})
+	var once sync.Once
+	open := func() { once.Do(func() { close(answer) }) }
+	defer open()
+	el.OnRequest(func(r fakeel.Received) {
+		if r.Method == "engine_newPayloadV3" {
+			arrived <- struct{}{}
+			<-answer
+		}
+	})
 	l := startLane(t, Config{Name: "el", URL: el.URL()})
 	s := l.Enqueue(npDelivery(t, 1))
-	deadline := time.Now().Add(10 * time.Second)
-	for !l.Stats().InFlight {
-		if time.Now().After(deadline) {
-			t.Fatal("the request never left")
-		}
-		time.Sleep(time.Millisecond)
+	select {
+	case <-arrived: // in flight: the EL has it and holds its answer
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request never left")
 	}
 	const window = time.Hour
 	if l.Impaired(window) {
@@ -763,7 +769,7 @@ func TestLaneOverdueSlotImpairs(t *testing.T) {
 	if !l.Impaired(window) {
 		t.Fatal("not impaired with an overdue request in flight")
 	}
-	g.open()
+	open()
 	if r := waitDone(t, s); r.Err != nil {
 		t.Fatal(r.Err)
 	}
