@@ -23,6 +23,12 @@ const (
 // DefaultSlotDuration is mainnet's slot length.
 const DefaultSlotDuration = 12 * time.Second
 
+// Defaults of the beacon-node table's bounds ([Config.MaxOthers], [Config.IdleExpiry]).
+const (
+	DefaultMaxOthers  = 64
+	DefaultIdleExpiry = 10 * time.Minute
+)
+
 // Config holds the thresholds of writer election. The zero value is invalid; start from
 // [DefaultConfig].
 type Config struct {
@@ -56,6 +62,20 @@ type Config struct {
 	// REST API ([External.HeadSlot]) is shown but cannot count as progress, and [BN.HeadSlot]
 	// is 0.
 	Genesis uint64
+
+	// Configured names the beacon nodes given with --bn. They keep their place in the
+	// table for the tracker's life, whatever they do (see "The table" in doc.go).
+	Configured []string
+
+	// MaxOthers caps the nodes in the table that are not Configured: a node identified by a
+	// path, relay header or address the operator never listed. 0 means
+	// [DefaultMaxOthers] (64).
+	MaxOthers int
+
+	// IdleExpiry is how long a node that is not Configured may send nothing before it is
+	// forgotten. 0 means [DefaultIdleExpiry] (10 minutes); otherwise at least
+	// SilenceTimeout, so that only silent nodes are forgotten.
+	IdleExpiry time.Duration
 }
 
 // DefaultConfig returns the mainnet defaults: [SlotConfig] of 12s slots, so an 18s silence
@@ -109,6 +129,20 @@ func (c Config) Validate() error {
 		bad("peer margin must not be negative, got %s", c.PeerMargin)
 	case slotOK && c.PeerMargin < c.SlotDuration:
 		bad("peer margin %s is shorter than one slot (%s): nodes racing on the same block would swap the role every slot", c.PeerMargin, c.SlotDuration)
+	}
+	if c.MaxOthers < 0 {
+		bad("the cap on unconfigured beacon nodes must not be negative, got %d", c.MaxOthers)
+	}
+	switch {
+	case c.IdleExpiry < 0:
+		bad("idle expiry must be 0 (the default) or positive, got %s", c.IdleExpiry)
+	case c.IdleExpiry > 0 && c.IdleExpiry < c.SilenceTimeout:
+		bad("idle expiry %s is shorter than the silence timeout %s: a node could be forgotten while it still counts as talking", c.IdleExpiry, c.SilenceTimeout)
+	}
+	for _, n := range c.Configured {
+		if n == "" {
+			bad("a configured beacon node has an empty name")
+		}
 	}
 	if c.Genesis >= maxTimestamp {
 		bad("genesis time %d is not a Unix time in seconds", c.Genesis)

@@ -2,6 +2,7 @@ package beacon
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +16,7 @@ func TestDefaultConfig(t *testing.T) {
 		t.Fatalf("default config invalid: %v", err)
 	}
 	want := Config{SlotDuration: 12 * time.Second, SilenceTimeout: 18 * time.Second, MaxWallLag: 36 * time.Second, PeerMargin: 12 * time.Second}
-	if c != want {
+	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("DefaultConfig() = %+v, want %+v", c, want)
 	}
 }
@@ -42,6 +43,13 @@ func TestConfigValidate(t *testing.T) {
 			Config{SlotDuration: 12 * s, SilenceTimeout: 6 * s, MaxWallLag: 6 * s, PeerMargin: 6 * s},
 			[]string{"silence timeout 6s is shorter than one slot", "max wall-clock lag 6s is shorter than one slot", "peer margin 6s is shorter than one slot"},
 		},
+		{"table bounds", Config{SlotDuration: 12 * s, SilenceTimeout: 18 * s, PeerMargin: 12 * s, Configured: []string{"a", "b"}, MaxOthers: 1, IdleExpiry: 18 * s}, nil},
+		{
+			"bad table bounds",
+			Config{SlotDuration: 12 * s, SilenceTimeout: 18 * s, PeerMargin: 12 * s, Configured: []string{"a", ""}, MaxOthers: -1, IdleExpiry: 17 * s},
+			[]string{"cap on unconfigured beacon nodes must not be negative", "idle expiry 17s is shorter than the silence timeout 18s", "configured beacon node has an empty name"},
+		},
+		{"negative idle expiry", Config{SlotDuration: 12 * s, SilenceTimeout: 18 * s, PeerMargin: 12 * s, IdleExpiry: -1}, []string{"idle expiry must be 0"}},
 		{"mainnet genesis", Config{SlotDuration: 12 * s, SilenceTimeout: 18 * s, PeerMargin: 12 * s, Genesis: 1606824023}, nil},
 		{"genesis in milliseconds", Config{SlotDuration: 12 * s, SilenceTimeout: 18 * s, PeerMargin: 12 * s, Genesis: 1606824023000}, []string{"genesis time 1606824023000 is not a Unix time in seconds"}},
 	}

@@ -89,6 +89,22 @@
 // [Config.Validate] rejects thresholds shorter than one slot, which would make healthy BNs
 // look silent or late, or make racing BNs flap.
 //
+// # The table
+//
+// The tracker keeps one entry per BN (about 350 bytes), and every call walks them under
+// its lock, so the table is bounded. The BNs given with --bn ([Config.Configured]) keep
+// their entries for the tracker's life. Any other name (a /bn/ path, a relay header, a
+// forwarded or connection address) is admitted while fewer than [Config.MaxOthers] others
+// (default 64) are in the table, and forgotten once it has sent nothing for
+// [Config.IdleExpiry] (default 10 minutes; looked for every eighth of that, so forgotten at
+// most an eighth late). When the table is full, a new name takes the place of the other
+// that has been idle longest, if that one is silent; when every other still talks, the
+// request is served but its BN is not tracked ([Table.Refused], a warning at most once a
+// minute): it cannot be elected, and its forkchoiceUpdated is answered as a non-writer's.
+// The writer is never forgotten or evicted. So the table holds at most
+// len(Configured) + MaxOthers entries whatever the traffic, and a live BN is never pushed
+// out by new names.
+//
 // [BlockIndex] is the bounded hash → (number, timestamp, parent) map the proxy fills from
 // newPayload and uses to resolve a forkchoiceUpdated head to its timestamp.
 package beacon

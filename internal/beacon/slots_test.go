@@ -3,6 +3,7 @@ package beacon
 import (
 	"fmt"
 	"log/slog"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -23,14 +24,14 @@ func TestSlotConfig(t *testing.T) {
 	for _, tt := range tests {
 		c := SlotConfig(tt.slot)
 		want := Config{SlotDuration: tt.slot, SilenceTimeout: tt.silence, MaxWallLag: tt.wallLag, PeerMargin: tt.margin}
-		if c != want {
+		if !reflect.DeepEqual(c, want) {
 			t.Errorf("SlotConfig(%s) = %+v, want %+v", tt.slot, c, want)
 		}
 		if err := c.Validate(); err != nil {
 			t.Errorf("SlotConfig(%s) invalid: %v", tt.slot, err)
 		}
 	}
-	if DefaultConfig() != SlotConfig(12*time.Second) {
+	if !reflect.DeepEqual(DefaultConfig(), SlotConfig(12*time.Second)) {
 		t.Errorf("DefaultConfig() = %+v, want SlotConfig(12s)", DefaultConfig())
 	}
 }

@@ -108,6 +108,31 @@ type BN struct {
 	LagSlots float64
 	// External is the latest value given to [Tracker.SetExternal].
 	External External
+	// Configured reports that the node was given with --bn ([Config.Configured]): it keeps
+	// its place in the table.
+	Configured bool
+}
+
+// Table describes the tracker's table of beacon nodes and its bounds (see "The table" in
+// doc.go).
+type Table struct {
+	// Nodes is how many nodes the table holds: Configured plus Others.
+	Nodes int
+	// Configured is how many of them were given with --bn; they are never forgotten.
+	Configured int
+	// Others is how many of them were not; at most MaxOthers.
+	Others int
+	// MaxOthers is [Config.MaxOthers].
+	MaxOthers int
+	// IdleExpiry is [Config.IdleExpiry].
+	IdleExpiry time.Duration
+	// Refused counts the requests of new nodes that found the table full of others, none
+	// of them silent: each was served, but its node was not added.
+	Refused uint64
+	// Expired counts the others forgotten after IdleExpiry without a request.
+	Expired uint64
+	// Evicted counts the silent others forgotten to make room for a new node.
+	Evicted uint64
 }
 
 // standing ranks nodes for election: the writer comes from the best standing present.
@@ -145,6 +170,8 @@ type node struct {
 	maxPayload          uint64
 	ext                 External
 	extHead             uint64 // start of ext.HeadSlot when it may count as the head (0 = not)
+	configured          bool   // given with --bn: never forgotten
+	activeNano          int64  // its latest request or SetExternal (Unix ns), for expiry
 
 	// Set by evaluate.
 	unhealthy Reason
@@ -166,13 +193,29 @@ func (n *node) engineHead() uint64 {
 	return n.maxPayload
 }
 
-// healthEvent is a health transition to log after the lock is released.
+// healthEvent is a health transition, or a change of the table, to log after the lock is
+// released.
 type healthEvent struct {
 	bn       string
 	from, to Reason
 	first    bool
 	removed  bool
+	gone     forgotten     // set when the node left the table on its own (removed is set too)
+	idle     time.Duration // how long a forgotten node had been idle
+	refused  uint64        // set for a refusal: Table.Refused after it
 }
+
+// forgotten says why a node that is not configured left the table.
+type forgotten uint8
+
+const (
+	notForgotten forgotten = iota
+	forgottenExpired
+	forgottenEvicted
+)
+
+// refusalLogEvery spaces the warnings about a full table.
+const refusalLogEvery = time.Minute
 
 // Tracker records what every beacon node shows and elects the writer. It is safe for
 // concurrent use. It starts no goroutine and no timer: the writer is re-evaluated at the
@@ -195,6 +238,15 @@ type Tracker struct {
 	hooks      []func(Change) // copy on write
 	events     []healthEvent  // found by the current evaluation; reused
 
+	// The table's bounds (see doc.go). configured holds Config.Configured; others counts the
+	// nodes in the table that are not configured.
+	configured map[string]bool
+	others     int
+	// sweptNano is when expired nodes were last looked for (Unix ns).
+	sweptNano                 int64
+	refused, expired, evicted uint64
+	refusedLogNano            int64 // when a refusal was last logged (Unix ns; 0 = never)
+
 	// notifyMu keeps log lines and hook calls in the order the changes were decided. It is
 	// taken before mu is released.
 	notifyMu sync.Mutex
@@ -212,11 +264,23 @@ func NewTracker(cfg Config, clk clock.Clock, log *slog.Logger) (*Tracker, error)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.MaxOthers == 0 {
+		cfg.MaxOthers = DefaultMaxOthers
+	}
+	if cfg.IdleExpiry == 0 {
+		cfg.IdleExpiry = max(DefaultIdleExpiry, cfg.SilenceTimeout)
+	}
+	cfg.Configured = slices.Clone(cfg.Configured)
+	configured := make(map[string]bool, len(cfg.Configured))
+	for _, n := range cfg.Configured {
+		configured[n] = true
+	}
 	return &Tracker{
-		cfg:   cfg,
-		clk:   clk,
-		log:   log.With("component", "beacon"),
-		nodes: make(map[string]*node),
+		cfg:        cfg,
+		clk:        clk,
+		log:        log.With("component", "beacon"),
+		nodes:      make(map[string]*node),
+		configured: configured,
 	}, nil
 }
 
@@ -229,7 +293,7 @@ func (t *Tracker) Observe(bn string, o Observation) (writer string, change *Chan
 	now := t.clk.Now()
 	var n *node
 	if bn != "" {
-		n = t.record(bn, o, now)
+		n = t.record(bn, o, now) // nil: refused a place in the table
 	}
 	change = t.evaluate(now)
 	if n != nil {
@@ -240,21 +304,22 @@ func (t *Tracker) Observe(bn string, o Observation) (writer string, change *Chan
 	return writer, change
 }
 
-// record applies one request of bn to its node, creating it if needed, and returns it.
-// Called with t.mu held.
+// record applies one request of bn to its node, creating it if there is room, and returns
+// it; nil when the table had no room for it. Called with t.mu held.
 func (t *Tracker) record(bn string, o Observation, now time.Time) *node {
+	nano := now.UnixNano()
 	n := t.nodes[bn]
 	if n == nil {
-		n = &node{name: bn}
-		t.nodes[bn] = n
+		if n = t.add(bn, nano); n == nil {
+			return nil
+		}
 	}
 	if n.requests == 0 {
 		n.firstSeen = now
 		t.insert(n)
 	}
-	nano := now.UnixNano()
 	n.requests++
-	n.lastSeen, n.lastNano = now, nano
+	n.lastSeen, n.lastNano, n.activeNano = now, nano, nano
 	if o.PayloadTimestamp > n.maxPayload {
 		n.maxPayload = o.PayloadTimestamp
 	}
@@ -298,19 +363,22 @@ func (t *Tracker) Writer() (name string, ok bool) {
 // first Engine API request.
 func (t *Tracker) SetExternal(bn string, e External) (change *Change) {
 	t.mu.Lock()
+	now := t.clk.Now()
 	if bn != "" {
 		n := t.nodes[bn]
 		if n == nil {
-			n = &node{name: bn}
-			t.nodes[bn] = n
+			n = t.add(bn, now.UnixNano())
 		}
-		n.ext = e
-		n.extHead = 0
-		if e.Known && !e.Offline {
-			n.extHead, _ = t.cfg.SlotTime(e.HeadSlot)
+		if n != nil {
+			n.ext = e
+			n.extHead = 0
+			n.activeNano = now.UnixNano()
+			if e.Known && !e.Offline {
+				n.extHead, _ = t.cfg.SlotTime(e.HeadSlot)
+			}
 		}
 	}
-	change = t.evaluate(t.clk.Now())
+	change = t.evaluate(now)
 	t.finish(change)
 	return change
 }
@@ -325,10 +393,7 @@ func (t *Tracker) Remove(bn string) (change *Change) {
 		return nil
 	}
 	now := t.clk.Now()
-	delete(t.nodes, bn)
-	if i := slices.Index(t.order, n); i >= 0 {
-		t.order = slices.Delete(t.order, i, i+1)
-	}
+	t.drop(n)
 	wasWriter := t.writer == n
 	if wasWriter {
 		t.writer = nil
@@ -369,6 +434,7 @@ func (t *Tracker) Snapshot() []BN {
 			Unhealthy:           r,
 			Writer:              n == t.writer,
 			External:            n.ext,
+			Configured:          n.configured,
 		}
 		if h != 0 {
 			b.LagSlots = float64(wallLag(now.UnixNano(), h)) / float64(t.cfg.SlotDuration)
@@ -379,6 +445,96 @@ func (t *Tracker) Snapshot() []BN {
 	t.finish(change)
 	slices.SortFunc(out, func(a, b BN) int { return strings.Compare(a.Name, b.Name) })
 	return out
+}
+
+// Table describes the table of beacon nodes and its bounds, after forgetting the nodes
+// idle for longer than IdleExpiry.
+func (t *Tracker) Table() Table {
+	t.mu.Lock()
+	change := t.evaluate(t.clk.Now())
+	tb := Table{
+		Nodes:      len(t.nodes),
+		Configured: len(t.nodes) - t.others,
+		Others:     t.others,
+		MaxOthers:  t.cfg.MaxOthers,
+		IdleExpiry: t.cfg.IdleExpiry,
+		Refused:    t.refused,
+		Expired:    t.expired,
+		Evicted:    t.evicted,
+	}
+	t.finish(change)
+	return tb
+}
+
+// add creates bn's node at now (Unix ns) when it is configured or there is room for one
+// more other, making room by evicting the longest-idle silent other when the table is
+// full, and returns it; nil, counted as a refusal, when every other still talks (or is the
+// writer). Called with t.mu held.
+func (t *Tracker) add(bn string, now int64) *node {
+	configured := t.configured[bn]
+	if !configured && t.others >= t.cfg.MaxOthers {
+		t.sweep(now)
+	}
+	if !configured && t.others >= t.cfg.MaxOthers {
+		var oldest *node
+		for _, n := range t.nodes {
+			if !n.configured && n != t.writer && (oldest == nil || n.activeNano < oldest.activeNano) {
+				oldest = n
+			}
+		}
+		if oldest == nil || time.Duration(now-oldest.activeNano) <= t.cfg.SilenceTimeout {
+			t.refused++
+			if t.refusedLogNano == 0 || time.Duration(now-t.refusedLogNano) >= refusalLogEvery {
+				t.refusedLogNano = now
+				t.events = append(t.events, healthEvent{bn: bn, refused: t.refused})
+			}
+			return nil
+		}
+		t.forget(oldest, forgottenEvicted, now)
+	}
+	n := &node{name: bn, configured: configured, activeNano: now}
+	t.nodes[bn] = n
+	if !configured {
+		t.others++
+	}
+	return n
+}
+
+// sweep forgets the others idle for longer than IdleExpiry, except the writer. Called with
+// t.mu held; evaluate calls it every IdleExpiry/8, so a node is forgotten at most an eighth
+// of IdleExpiry late.
+func (t *Tracker) sweep(now int64) {
+	t.sweptNano = now
+	if t.others == 0 {
+		return
+	}
+	for _, n := range t.nodes {
+		if !n.configured && n != t.writer && time.Duration(now-n.activeNano) > t.cfg.IdleExpiry {
+			t.forget(n, forgottenExpired, now)
+		}
+	}
+}
+
+// forget takes the other n out of the table for the given reason. Called with t.mu held.
+func (t *Tracker) forget(n *node, why forgotten, now int64) {
+	t.drop(n)
+	if why == forgottenExpired {
+		t.expired++
+	} else {
+		t.evicted++
+	}
+	t.events = append(t.events, healthEvent{bn: n.name, removed: true, gone: why, idle: time.Duration(now - n.activeNano)})
+}
+
+// drop takes n out of the table's map, order and count. Called with t.mu held.
+func (t *Tracker) drop(n *node) {
+	delete(t.nodes, n.name)
+	if i := slices.Index(t.order, n); i >= 0 {
+		t.order = slices.Delete(t.order, i, i+1)
+	}
+	if !n.configured {
+		t.others--
+	}
 }
 
 // OnChange registers f to be called with every change of writer (nil is ignored). Hooks
@@ -460,9 +616,11 @@ func (t *Tracker) fcuSilent(n *node, now int64) bool {
 // its head back behind it); otherwise the
 // role goes to the candidate with the highest head (ties: first seen, then name).
 func (t *Tracker) evaluate(now time.Time) *Change {
-	t.events = t.events[:0]
 	best := standingSilent
 	nowNano := now.UnixNano()
+	if time.Duration(nowNano-t.sweptNano) >= t.cfg.IdleExpiry/8 {
+		t.sweep(nowNano)
+	}
 	t.fcuRound = 0
 	for _, n := range t.order {
 		t.fcuRound = max(t.fcuRound, n.fcuRoundNano)
@@ -523,6 +681,7 @@ func (t *Tracker) finish(change *Change) {
 		return
 	}
 	events := slices.Clone(t.events)
+	t.events = t.events[:0]
 	hooks := t.hooks
 	var toHead uint64
 	if t.writer != nil {
@@ -533,6 +692,13 @@ func (t *Tracker) finish(change *Change) {
 	defer t.notifyMu.Unlock()
 	for _, e := range events {
 		switch {
+		case e.refused > 0:
+			t.log.Warn("beacon node table full: a new node's requests are served but it is not tracked and cannot be elected; list the beacon nodes you run with --bn",
+				"bn", e.bn, "others", t.cfg.MaxOthers, "refused_total", e.refused, "next_warning_in", refusalLogEvery)
+		case e.gone == forgottenExpired:
+			t.log.Info("beacon node forgotten: idle too long", "bn", e.bn, "idle", e.idle.Round(time.Second), "idle_expiry", t.cfg.IdleExpiry)
+		case e.gone == forgottenEvicted:
+			t.log.Info("beacon node forgotten: silent, its place given to a new node", "bn", e.bn, "idle", e.idle.Round(time.Millisecond))
 		case e.removed:
 			t.log.Info("beacon node removed", "bn", e.bn)
 		case e.first && e.to == "":
