@@ -17,7 +17,7 @@ import (
 
 // TestBeaconAPIWiring: a beacon node configured with beacon-api=URL is polled by the
 // running daemon, and the election sees what its API says; the network's genesis time
-// reaches the election.
+// reaches the election; the --bn nodes are the table's configured nodes.
 func TestBeaconAPIWiring(t *testing.T) {
 	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != beaconapi.SyncingPath {
@@ -64,6 +64,9 @@ func TestBeaconAPIWiring(t *testing.T) {
 			if b.Name == "lh" && b.External.Known {
 				if !b.External.Syncing || b.External.HeadSlot != 42 || b.Healthy {
 					t.Fatalf("lh = %+v; want syncing at slot 42, unhealthy", b)
+				}
+				if !b.Configured {
+					t.Fatal("lh, given with --bn, is not a configured node of the table: it could be forgotten")
 				}
 				if b.HeadTimestamp != 1742212800+42*12 || b.HeadSlot != 42 {
 					t.Fatalf("lh head %d (slot %d); want hoodi's slot 42", b.HeadTimestamp, b.HeadSlot)

@@ -144,6 +144,7 @@ func New(cfg config.Config, build Build, log *slog.Logger) (*Daemon, error) {
 		Election: beacon.Config{
 			SlotDuration: cfg.SlotDuration, SilenceTimeout: cfg.SilenceTimeout.Of(cfg.SlotDuration),
 			MaxWallLag: cfg.MaxWallLag.Of(cfg.SlotDuration), PeerMargin: cfg.WriterMargin.Of(cfg.SlotDuration), Genesis: cfg.Genesis(),
+			Configured: bnNames(cfg.BNs),
 		},
 		Verifier:       verifier,
 		SharedKeyName:  sharedKey,
@@ -311,4 +312,14 @@ func replayBytes(n int64) int64 {
 		return -1
 	}
 	return n
+}
+
+// bnNames are the names of the configured beacon nodes: they keep their place in the
+// tracker's table.
+func bnNames(bns []config.BN) []string {
+	names := make([]string, 0, len(bns))
+	for _, b := range bns {
+		names = append(names, b.Name)
+	}
+	return names
 }

@@ -18,12 +18,16 @@ var (
 	descBNsHealthy    = desc("bns_healthy", "Beacon nodes that pass every health rule.")
 	descELsReachable  = desc("els_reachable", "Execution clients (not relays) whose last request got an answer.")
 
-	descBNWriter   = desc("bn_writer", "1 for the beacon node that holds the writer role, 0 for the others.", "bn")
-	descBNHealthy  = desc("bn_healthy", "1 when the beacon node passes every health rule.", "bn")
-	descBNHead     = desc("bn_head_timestamp_seconds", "Timestamp of the beacon node's head (Unix seconds).", "bn")
-	descBNHeadSlot = desc("bn_head_slot", "Head slot the beacon node's REST API reports (only when polled).", "bn")
-	descBNLag      = desc("bn_lag_slots", "How far the beacon node's head trails the wall clock, in slots.", "bn")
-	descBNSeen     = desc("bn_last_seen_timestamp_seconds", "Time of the beacon node's latest Engine API request (Unix seconds).", "bn")
+	descBNWriter    = desc("bn_writer", "1 for the beacon node that holds the writer role, 0 for the others.", "bn")
+	descBNHealthy   = desc("bn_healthy", "1 when the beacon node passes every health rule.", "bn")
+	descBNHead      = desc("bn_head_timestamp_seconds", "Timestamp of the beacon node's head (Unix seconds).", "bn")
+	descBNHeadSlot  = desc("bn_head_slot", "Head slot the beacon node's REST API reports (only when polled).", "bn")
+	descBNLag       = desc("bn_lag_slots", "How far the beacon node's head trails the wall clock, in slots.", "bn")
+	descBNTable     = desc("bn_table_nodes", "Beacon nodes in the table: kind configured (given with --bn, kept) or other (bounded by bn_table_max_others, forgotten when idle).", "kind")
+	descBNTableMax  = desc("bn_table_max_others", "The most beacon nodes not given with --bn that the table holds.")
+	descBNRefused   = desc("bn_refused_total", "Requests from new beacon nodes served but not tracked (never elected): the table was full of others that still talk.")
+	descBNForgotten = desc("bn_forgotten_total", "Beacon nodes not given with --bn that left the table, by reason: expired (idle too long) or evicted (silent, its place given to a new node).", "reason")
+	descBNSeen      = desc("bn_last_seen_timestamp_seconds", "Time of the beacon node's latest Engine API request (Unix seconds).", "bn")
 
 	descELInfo      = desc("el_info", "Always 1; labels carry the execution client's role.", "el", "role")
 	descELUp        = desc("el_up", "1 when the execution client's last request got a JSON-RPC answer.", "el")
@@ -60,6 +64,7 @@ var _ prometheus.Collector = (*snapshotCollector)(nil)
 func (c *snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descWriterElected, descReady, descBNsHealthy, descELsReachable,
 		descBNWriter, descBNHealthy, descBNHead, descBNHeadSlot, descBNLag, descBNSeen,
+		descBNTable, descBNTableMax, descBNRefused, descBNForgotten,
 		descELInfo, descELUp, descELState, descELQueue, descELInFlight, descELDelivered, descELFailed, descELDedup,
 		descELStatus, descELHead, descELHeadTS, descELLag, descELLagging,
 		descELBehind, descELLost, descELShed, descELShedBytes, descELHeals, descELBacklog, descBacklog, descBacklogMax} {
@@ -78,6 +83,12 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(descWriterElected, b2f(s.Writer != ""))
 	gauge(descReady, b2f(s.Ready))
+	gauge(descBNTable, float64(s.BNTable.Configured), "configured")
+	gauge(descBNTable, float64(s.BNTable.Others), "other")
+	gauge(descBNTableMax, float64(s.BNTable.MaxOthers))
+	counter(descBNRefused, s.BNTable.Refused)
+	counter(descBNForgotten, s.BNTable.Expired, "expired")
+	counter(descBNForgotten, s.BNTable.Evicted, "evicted")
 
 	healthy := 0
 	for _, b := range s.BNs {

@@ -262,6 +262,40 @@ func TestBNLabelsBounded(t *testing.T) {
 	}
 }
 
+// TestBNTableMetrics: the table's size by kind, its cap, the requests refused a place and
+// the nodes forgotten, as the tracker counts them.
+func TestBNTableMetrics(t *testing.T) {
+	e := newEnv(t, statustest.Options{Election: func(c *beacon.Config) {
+		c.Configured, c.MaxOthers = []string{"bn-1"}, 1
+	}}, metrics.Options{})
+	e.Block("bn-1", 1)
+	e.Post("bn-2", statustest.NewPayload(1))
+	e.Post("bn-3", statustest.NewPayload(1)) // bn-2 talks: refused
+	e.Drain()
+	check(t, e.scrape(t), []want{
+		{"syncproxy_bn_table_nodes", []string{"kind", "configured"}, 1},
+		{"syncproxy_bn_table_nodes", []string{"kind", "other"}, 1},
+		{"syncproxy_bn_table_max_others", nil, 1},
+		{"syncproxy_bn_refused_total", nil, 1},
+		{"syncproxy_bn_forgotten_total", []string{"reason", "evicted"}, 0},
+		{"syncproxy_bn_forgotten_total", []string{"reason", "expired"}, 0},
+	})
+	e.Clock.Advance(19 * time.Second) // bn-2 falls silent: bn-3 takes its place
+	e.Post("bn-3", statustest.NewPayload(2))
+	e.Clock.Advance(11 * time.Minute) // bn-3 idle past the expiry, but the writer: kept
+	e.Block("bn-1", 2)                // bn-1 takes the role back
+	e.Clock.Advance(2 * time.Minute)  // the next look for idle nodes forgets bn-3
+	e.Block("bn-1", 3)
+	e.Drain()
+	check(t, e.scrape(t), []want{
+		{"syncproxy_bn_table_nodes", []string{"kind", "configured"}, 1},
+		{"syncproxy_bn_table_nodes", []string{"kind", "other"}, 0},
+		{"syncproxy_bn_refused_total", nil, 1},
+		{"syncproxy_bn_forgotten_total", []string{"reason", "evicted"}, 1},
+		{"syncproxy_bn_forgotten_total", []string{"reason", "expired"}, 1},
+	})
+}
+
 // TestNaming checks the conventions on every family: the namespace, _total on counters and
 // only there, _seconds on histograms, and help text.
 func TestNaming(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sync-proxy/sync-proxy/internal/beacon"
 	"github.com/sync-proxy/sync-proxy/internal/engine"
 	"github.com/sync-proxy/sync-proxy/internal/status"
 	"github.com/sync-proxy/sync-proxy/internal/status/statustest"
@@ -176,6 +177,41 @@ func TestStatusPageEmpty(t *testing.T) {
 	for _, want := range []string{`✕ NO WRITER`, `✕ NOT READY`, `No beacon node has sent a request yet.`, `○ NOT CONTACTED`, `✓ None seen.`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("empty page lacks %q", want)
+		}
+	}
+}
+
+// TestStatusBNTable: /status and the page show the table's bounds, which nodes were
+// configured, and the requests of nodes refused a place.
+func TestStatusBNTable(t *testing.T) {
+	r := statustest.New(t, statustest.Options{Election: func(c *beacon.Config) {
+		c.Configured, c.MaxOthers = []string{"bn-1"}, 1
+	}})
+	r.Block("bn-1", 1)
+	r.Post("bn-2", statustest.NewPayload(1))
+	r.Post("bn-3", statustest.NewPayload(1)) // the table is full and bn-2 talks: not tracked
+	r.Drain()
+	srv := newServer(t, r)
+	_, body := get(t, srv.URL+"/status")
+	var s status.Snapshot
+	if err := json.Unmarshal([]byte(body), &s); err != nil {
+		t.Fatalf("decode: %v\n%s", err, body)
+	}
+	want := status.BNTable{Configured: 1, Others: 1, MaxOthers: 1, IdleExpirySeconds: 600, Refused: 1}
+	if s.BNTable != want {
+		t.Errorf("bn_table %+v, want %+v", s.BNTable, want)
+	}
+	if len(s.BNs) != 2 || s.BNs[0].Name != "bn-1" || !s.BNs[0].Configured || s.BNs[1].Configured {
+		t.Errorf("bns %+v; want bn-1 (configured) and bn-2", s.BNs)
+	}
+	_, page := get(t, srv.URL+"/")
+	for _, w := range []string{
+		`bn-1 <span class="role">configured</span>`,
+		`1 configured (kept) · 1 of at most 1 others, each forgotten after 600 s idle`,
+		`requests from new nodes not tracked, the table being full: 1`,
+	} {
+		if !strings.Contains(page, w) {
+			t.Errorf("page lacks %q", w)
 		}
 	}
 }

@@ -82,6 +82,8 @@ type Snapshot struct {
 	NewestHeadTimestamp uint64 `json:"newest_head_timestamp"`
 	// BNs are the beacon nodes, by name.
 	BNs []BN `json:"bns"`
+	// BNTable is how many beacon nodes the table holds and what its bounds turned away.
+	BNTable BNTable `json:"bn_table"`
 	// ELs are the execution clients and relays, in configuration order.
 	ELs []EL `json:"els"`
 	// Divergences are the newest blocks on which ELs disagreed, newest first;
@@ -101,10 +103,29 @@ type Backlog struct {
 	PeakBytes   int64 `json:"peak_bytes"`
 }
 
+// BNTable is the bounded table of beacon nodes (see package beacon, "The table").
+type BNTable struct {
+	// Configured counts the nodes given with --bn that have been seen: they stay.
+	Configured int `json:"configured"`
+	// Others counts the other nodes, at most MaxOthers; each is forgotten after
+	// IdleExpirySeconds without a request.
+	Others            int     `json:"others"`
+	MaxOthers         int     `json:"max_others"`
+	IdleExpirySeconds float64 `json:"idle_expiry_seconds"`
+	// Refused counts requests from new nodes served but not tracked, the table being full
+	// of others that still talk; Expired the others forgotten when idle; Evicted the
+	// silent others whose place went to a new node.
+	Refused uint64 `json:"refused"`
+	Expired uint64 `json:"expired"`
+	Evicted uint64 `json:"evicted"`
+}
+
 // BN is one beacon node.
 type BN struct {
 	// Name identifies the node (configured name, or the address it was identified by).
 	Name string `json:"name"`
+	// Configured reports that it was given with --bn: it keeps its place in the table.
+	Configured bool `json:"configured"`
 	// Writer reports whether it holds the writer role.
 	Writer bool `json:"writer"`
 	// Healthy reports whether it passes every health rule; Unhealthy says which failed.
@@ -243,7 +264,7 @@ func Build(p *proxy.Proxy, o Options) Snapshot {
 	}
 	for _, b := range p.Tracker().Snapshot() {
 		v := BN{
-			Name: b.Name, Writer: b.Writer, Healthy: b.Healthy, Unhealthy: b.Unhealthy.String(),
+			Name: b.Name, Configured: b.Configured, Writer: b.Writer, Healthy: b.Healthy, Unhealthy: b.Unhealthy.String(),
 			FirstSeen: timePtr(b.FirstSeen), LastSeen: timePtr(b.LastSeen), Requests: b.Requests,
 			HeadTimestamp: b.HeadTimestamp, LagSlots: b.LagSlots,
 		}
@@ -271,6 +292,11 @@ func Build(p *proxy.Proxy, o Options) Snapshot {
 		}
 		s.NewestHeadTimestamp = max(s.NewestHeadTimestamp, b.HeadTimestamp)
 		s.BNs = append(s.BNs, v)
+	}
+	tb := p.Tracker().Table()
+	s.BNTable = BNTable{
+		Configured: tb.Configured, Others: tb.Others, MaxOthers: tb.MaxOthers,
+		IdleExpirySeconds: tb.IdleExpiry.Seconds(), Refused: tb.Refused, Expired: tb.Expired, Evicted: tb.Evicted,
 	}
 	stats := make([]upstream.Stats, 0, len(p.Lanes()))
 	anyValid := false

@@ -67,6 +67,9 @@ type Options struct {
 	Hooks proxy.Hooks
 	// BacklogBytes is the lanes' shared budget (default the proxy's).
 	BacklogBytes int64
+	// Election, when set, changes the election's config (12 s slots, 18 s silence, 12 s
+	// peer margin) before the proxy is built.
+	Election func(*beacon.Config)
 }
 
 // Rig is a proxy in front of fake ELs, served over HTTP, on a manual clock that starts at
@@ -92,6 +95,9 @@ func New(t testing.TB, o Options) *Rig {
 	cfg := proxy.Config{Instance: "statustest", Hooks: o.Hooks, BacklogBytes: o.BacklogBytes, Election: beacon.Config{
 		SlotDuration: Slot, SilenceTimeout: 18 * time.Second, PeerMargin: 12 * time.Second,
 	}}
+	if o.Election != nil {
+		o.Election(&cfg.Election)
+	}
 	for _, e := range o.ELs {
 		fe := fakeel.New(e.Name, nil)
 		r.ELs[e.Name] = fe
