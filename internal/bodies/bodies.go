@@ -12,6 +12,7 @@
 package bodies
 
 import (
+	"context"
 	"fmt"
 	"math/bits"
 	"sync"
@@ -49,6 +50,8 @@ type Pool struct {
 	mu   sync.Mutex
 	free map[int][][]byte // class → free buffers
 	held map[*byte]bool   // debug: buffers handed out and not back, by their first byte
+	// returned is closed when the last buffer handed out comes back (nil: nobody waits).
+	returned chan struct{}
 }
 
 // NewPool returns an empty pool; debug turns on the checks described in the package doc.
@@ -104,12 +107,39 @@ func (p *Pool) Put(b []byte) {
 			b[i] = Poison
 		}
 	}
-	p.out.Add(-1)
+	back := p.out.Add(-1) == 0
 	p.mu.Lock()
 	if len(p.free[c]) < keep {
 		p.free[c] = append(p.free[c], b[:0])
 	}
+	if back && p.returned != nil {
+		close(p.returned)
+		p.returned = nil
+	}
 	p.mu.Unlock()
+}
+
+// WaitReturned waits until no buffer is handed out, or ctx is done. A holder may let go
+// after the work it was part of has ended (the HTTP transport closes a request body when it
+// has stopped writing it, with no signal of its own): this is how a test waits for that.
+func (p *Pool) WaitReturned(ctx context.Context) error {
+	for {
+		p.mu.Lock()
+		if p.out.Load() == 0 {
+			p.mu.Unlock()
+			return nil
+		}
+		if p.returned == nil {
+			p.returned = make(chan struct{})
+		}
+		ch := p.returned
+		p.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("bodies: %d buffers still handed out: %w", p.out.Load(), ctx.Err())
+		}
+	}
 }
 
 // Outstanding returns how many buffers are handed out and not back: once every request

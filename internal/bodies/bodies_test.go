@@ -1,8 +1,10 @@
 package bodies
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestPoolClasses(t *testing.T) {
@@ -117,5 +119,33 @@ func TestRefHolders(t *testing.T) {
 	first, second := zero.Release(), zero.Release()
 	if first || second || zero.Holders() != 0 {
 		t.Fatal("the zero Ref owns nothing")
+	}
+}
+
+// TestWaitReturned: the wait ends when the last buffer comes back, from another goroutine,
+// and not before; with buffers still out it ends with ctx, naming how many.
+func TestWaitReturned(t *testing.T) {
+	p := NewPool(true)
+	if err := p.WaitReturned(context.Background()); err != nil {
+		t.Fatalf("nothing handed out: %v", err)
+	}
+	a, b := p.Get(MinSize), p.Get(2*MinSize)
+	done := make(chan error, 1)
+	go func() { done <- p.WaitReturned(context.Background()) }()
+	p.Put(a)
+	select {
+	case err := <-done:
+		t.Fatalf("returned (%v) with a buffer still out", err)
+	case <-time.After(20 * time.Millisecond): // a wrong early return would come at once
+	}
+	p.Put(b)
+	if err := <-done; err != nil {
+		t.Fatalf("after the last Put: %v", err)
+	}
+	p.Get(MinSize)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := p.WaitReturned(ctx); err == nil || !strings.Contains(err.Error(), "1 buffers still handed out") {
+		t.Fatalf("with a buffer out and ctx done: %v", err)
 	}
 }

@@ -111,12 +111,10 @@ func (r *rig) close() {
 	r.p.Close()
 	// The HTTP transport lets go of a request body when it has stopped writing it, which can
 	// be just after the lane had its answer (net/http gives no signal for it): wait a little.
-	deadline := time.Now().Add(5 * time.Second)
-	for r.p.bodies.Outstanding() != 0 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	if n := r.p.bodies.Outstanding(); n != 0 {
-		r.t.Errorf("%d pooled request bodies still held after the proxy stopped and closed: a holder did not let go", n)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.p.bodies.WaitReturned(ctx); err != nil {
+		r.t.Errorf("pooled request bodies still held after the proxy stopped and closed, a holder did not let go: %v", err)
 	}
 }
 

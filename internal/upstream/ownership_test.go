@@ -109,11 +109,9 @@ func TestTransportHoldsTheBodyUntilItIsDone(t *testing.T) {
 	if s.poisoned != 0 {
 		t.Fatalf("the EL read %d bytes of a body that went back to the pool (of %d read)", s.poisoned, s.n)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for pool.Outstanding() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the transport never let go of the body")
-		}
-		time.Sleep(time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := pool.WaitReturned(ctx); err != nil {
+		t.Fatalf("the transport never let go of the body: %v", err)
 	}
 }
