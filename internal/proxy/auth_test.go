@@ -8,7 +8,9 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -224,11 +226,15 @@ func TestIdentityBoundToSecret(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	seen := make(chan string, 1)
+	type counted struct {
+		bn      string
+		outcome Outcome
+	}
+	seen := make(chan counted, 1)
 	r := newRig(t, mirror3, func(c *Config) {
 		c.Verifier, c.SharedKeyName = v, shared
 		c.TrustedProxies = mustPrefixes("127.0.0.1/32")
-		c.Hooks.OnRequest = func(bn string, _ engine.Class, _ Outcome, _ time.Duration) { seen <- bn }
+		c.Hooks.OnRequest = func(bn string, _ engine.Class, o Outcome, _ time.Duration) { seen <- counted{bn, o} }
 	})
 	bound := map[string]bool{"lighthouse": true, "teku": true, "198.51.100.7": true}
 	idKey := map[string]string{"lh-1": "lighthouse", "teku": "teku", shared: shared, "198.51.100.7": "198.51.100.7"}
@@ -260,8 +266,8 @@ func TestIdentityBoundToSecret(t *testing.T) {
 						default:
 							want = "127.0.0.1"
 						}
-						if bound[want] {
-							want, status, reason = "", 401, "bound to its own jwt secret"
+						if bound[want] { // refused, and counted under the name it claimed
+							status, reason = 401, "bound to its own jwt secret"
 						}
 					}
 					if verified == "" {
@@ -290,14 +296,14 @@ func TestIdentityBoundToSecret(t *testing.T) {
 					}
 					body, _ := io.ReadAll(resp.Body)
 					resp.Body.Close()
-					var got string
+					var got counted
 					select {
 					case got = <-seen:
 					case <-time.After(10 * time.Second):
 						t.Fatalf("%s: the request was never reported", name)
 					}
-					if resp.StatusCode != status || got != want || !strings.Contains(string(body), reason) {
-						t.Errorf("%s: HTTP %d %q counted as %q; want HTTP %d (%q) counted as %q", name, resp.StatusCode, body, got, status, reason, want)
+					if resp.StatusCode != status || got.bn != want || (got.outcome == OutcomeUnauthorized) != (status == 401) || !strings.Contains(string(body), reason) {
+						t.Errorf("%s: HTTP %d %q counted as %q (%s); want HTTP %d (%q) counted as %q", name, resp.StatusCode, body, got.bn, got.outcome, status, reason, want)
 					}
 				}
 			}
@@ -308,5 +314,54 @@ func TestIdentityBoundToSecret(t *testing.T) {
 		if b.Name == "198.51.100.7" {
 			t.Errorf("%s is tracked, but no request carried its secret", b.Name)
 		}
+	}
+}
+
+// TestMisboundWarnsOncePerMinute: a beacon node that sends its bound name with the shared
+// secret loses every request; the log says so at WARN once a minute, naming the node.
+func TestMisboundWarnsOncePerMinute(t *testing.T) {
+	const shared = "*shared"
+	v, err := jwtauth.NewVerifier([]jwtauth.Key{
+		{Name: shared, ID: shared, Secret: secretOf(1)},
+		{Name: "lighthouse", Secret: secretOf(2)},
+	}, 60*time.Second, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	clk := clock.NewManual(time.Now())
+	p, err := New(Config{Instance: "test-proxy", Election: testElection(), Verifier: v, SharedKeyName: shared,
+		ELs: []upstream.Config{{Name: "el1", URL: "http://127.0.0.1:1", Role: upstream.RolePrimary}}},
+		clk, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	key := secretOf(1)
+	send := func() {
+		t.Helper()
+		req := httptest.NewRequest(http.MethodPost, "/bn/lighthouse", bytes.NewReader(newPayloadBody("1", 1)))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+token("HS256", key[:], fmt.Sprintf(`{"iat":%d}`, clk.Now().Unix())))
+		rec := httptest.NewRecorder()
+		p.ServeHTTP(rec, req)
+		if rec.Code != http.StatusUnauthorized {
+			t.Fatalf("HTTP %d %s; want 401", rec.Code, rec.Body)
+		}
+	}
+	for range 5 {
+		send()
+		clk.Advance(10 * time.Second)
+	}
+	if n := strings.Count(logs.String(), "level=WARN"); n != 1 {
+		t.Fatalf("%d warnings for 5 refusals in 50 s, want 1:\n%s", n, logs.String())
+	}
+	clk.Advance(10 * time.Second)
+	send()
+	if n := strings.Count(logs.String(), "level=WARN"); n != 2 {
+		t.Fatalf("%d warnings after a minute, want 2:\n%s", n, logs.String())
+	}
+	if !strings.Contains(logs.String(), "bn=lighthouse source=path") {
+		t.Fatalf("the warning does not name the node and how it was named:\n%s", logs.String())
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/sync-proxy/sync-proxy/internal/jwtauth"
 	"github.com/sync-proxy/sync-proxy/internal/upstream"
@@ -29,16 +30,34 @@ const bnPathPrefix = "/bn/"
 // signed with that secret: a request that names it any other way (its path, a relay's
 // header, a forwarded or a connection address) while its token was signed with another
 // secret, the shared one, is refused, so that whoever holds the shared secret cannot be
-// counted as that node, let alone become the writer in its place.
+// counted as that node, let alone become the writer in its place. The refused identity is
+// returned with the error, for the refusal's report.
 func (p *Proxy) identify(r *http.Request, jwtName string) (Identity, error) {
 	if jwtName != "" {
 		return Identity{Name: jwtName, Source: "jwt"}, nil
 	}
 	id := p.claimed(r)
 	if p.bound[id.Name] {
-		return Identity{}, fmt.Errorf("beacon node %q is bound to its own jwt secret; this token was signed with another", id.Name)
+		return id, fmt.Errorf("beacon node %q is bound to its own jwt secret; this token was signed with another", id.Name)
 	}
 	return id, nil
+}
+
+// misboundWarnEvery spaces the warnings about requests refused for naming a bound node.
+const misboundWarnEvery = time.Minute
+
+// warnMisbound logs a request refused for naming a bound beacon node with another secret:
+// at WARN at most once a minute (a beacon node given the shared secret instead of its own
+// sends every request so), else at Debug.
+func (p *Proxy) warnMisbound(r *http.Request, id Identity) {
+	now := p.clk.Now().UnixNano()
+	last := p.misboundAt.Load()
+	if (last != 0 && time.Duration(now-last) < misboundWarnEvery) || !p.misboundAt.CompareAndSwap(last, now) {
+		p.log.Debug("request refused: it names a beacon node bound to its own jwt secret", "bn", id.Name, "source", id.Source, "remote", r.RemoteAddr)
+		return
+	}
+	p.log.Warn("request refused: it names a beacon node bound to its own jwt secret but its token was signed with another (the shared --jwt-secret); give that beacon node its own secret, or send it under another name",
+		"bn", id.Name, "source", id.Source, "remote", r.RemoteAddr, "next_warning_in", misboundWarnEvery)
 }
 
 // claimed is the identity r claims without a secret of its own.

@@ -114,6 +114,9 @@ type Proxy struct {
 	// bound are the beacon-node names that have their own secret: only a token signed with
 	// it may speak as them (see identify).
 	bound map[string]bool
+	// misboundAt is when a request refused for naming a bound node was last logged at WARN
+	// (Unix ns on the proxy's clock; 0 = never).
+	misboundAt atomic.Int64
 
 	// enqMu makes each request's enqueue onto all lanes one step, so every lane sees
 	// requests in the same order and a block two beacon nodes send at once is queued once.
@@ -332,13 +335,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	id, err := p.identify(r, jwtName)
+	bn, source = id.Name, id.Source // a refused claim is counted under the bound name it named
 	if err != nil {
 		outcome = OutcomeUnauthorized
-		p.log.Debug("request refused", "remote", r.RemoteAddr, "reason", err)
+		p.warnMisbound(r, id)
 		httpError(w, http.StatusUnauthorized, err.Error())
 		return
 	}
-	bn, source = id.Name, id.Source
 	if restPath(r.URL.Path) {
 		outcome = OutcomeNotFound
 		method = r.Method + " " + r.URL.Path
