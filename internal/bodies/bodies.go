@@ -25,10 +25,12 @@ import (
 // and ~2 ms for a 300 KB body on a 2-core VM).
 const MinSize = 1 << minClass
 
-const (
-	minClass = 16 // log2 of MinSize
-	keep     = 4  // free buffers kept per class
-)
+const minClass = 16 // log2 of MinSize
+
+// KeepBytes bounds the free buffers the pool keeps for reuse, in bytes of capacity: enough
+// for a burst's worth of typical blocks (200 of 256 KiB) or two of the largest bodies, and
+// never more idle memory than that, whatever the sizes seen.
+const KeepBytes = 64 << 20
 
 // Poison is the byte a debug pool fills a returned buffer with. It is not valid UTF-8, so
 // a body read after it went back fails to parse.
@@ -41,15 +43,18 @@ func Pooled(n int64) bool { return n >= MinSize }
 func class(n int) int { return bits.Len(uint(n - 1)) }
 
 // Pool keeps large request bodies for reuse. Buffers are grouped in power-of-two classes
-// from MinSize; each class keeps at most a few free buffers, so the pool never holds much
-// more than what is in use. It is safe for concurrent use.
+// from MinSize; the free ones kept add up to at most KeepBytes (a buffer that would go
+// over is left to the garbage collector), so the pool never holds much more than what is
+// in use. It is safe for concurrent use.
 type Pool struct {
 	debug bool
 	out   atomic.Int64 // buffers handed out and not back
 
 	mu   sync.Mutex
 	free map[int][][]byte // class → free buffers
-	held map[*byte]bool   // debug: buffers handed out and not back, by their first byte
+	// freeBytes is the capacity of the free buffers, at most KeepBytes.
+	freeBytes int
+	held      map[*byte]bool // debug: buffers handed out and not back, by their first byte
 	// returned is closed when the last buffer handed out comes back (nil: nobody waits).
 	returned chan struct{}
 }
@@ -76,6 +81,7 @@ func (p *Pool) Get(n int) []byte {
 		b = list[len(list)-1][:n]
 		list[len(list)-1] = nil
 		p.free[c] = list[:len(list)-1]
+		p.freeBytes -= cap(b)
 	}
 	if b == nil {
 		b = make([]byte, n, 1<<c)
@@ -109,8 +115,9 @@ func (p *Pool) Put(b []byte) {
 	}
 	back := p.out.Add(-1) == 0
 	p.mu.Lock()
-	if len(p.free[c]) < keep {
+	if p.freeBytes+cap(b) <= KeepBytes {
 		p.free[c] = append(p.free[c], b[:0])
+		p.freeBytes += cap(b)
 	}
 	if back && p.returned != nil {
 		close(p.returned)
@@ -146,15 +153,14 @@ func (p *Pool) WaitReturned(ctx context.Context) error {
 // is done and every holder has let go, it is zero.
 func (p *Pool) Outstanding() int64 { return p.out.Load() }
 
-// Free returns how many buffers the pool keeps for reuse.
-func (p *Pool) Free() int {
+// Free returns how many buffers the pool keeps for reuse, and their capacity in bytes.
+func (p *Pool) Free() (buffers, bytes int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	n := 0
 	for _, list := range p.free {
-		n += len(list)
+		buffers += len(list)
 	}
-	return n
+	return buffers, p.freeBytes
 }
 
 // first identifies a buffer by its first byte.

@@ -17,24 +17,46 @@ func TestPoolClasses(t *testing.T) {
 		t.Fatalf("outstanding %d, want 1", p.Outstanding())
 	}
 	p.Put(b)
-	if p.Outstanding() != 0 || p.Free() != 1 {
-		t.Fatalf("outstanding %d free %d, want 0 and 1", p.Outstanding(), p.Free())
+	if n, bytes := p.Free(); p.Outstanding() != 0 || n != 1 || bytes != 128<<10 {
+		t.Fatalf("outstanding %d, free %d buffers of %d bytes; want 0, and one of 128 KiB", p.Outstanding(), n, bytes)
 	}
 	if c := p.Get(70 << 10); cap(c) != 128<<10 || first(c) != first(b) {
 		t.Fatalf("a freed buffer of the class was not reused")
 	}
-	var bufs [][]byte
-	for range 10 {
-		bufs = append(bufs, p.Get(1<<20))
-	}
-	for _, b := range bufs {
-		p.Put(b)
-	}
-	if n := len(p.free[20]); n != keep {
-		t.Fatalf("kept %d free buffers of one class, want at most %d", n, keep)
-	}
 	if Pooled(MinSize-1) || !Pooled(MinSize) {
 		t.Fatal("pooling threshold")
+	}
+}
+
+// TestPoolKeepsAtMostKeepBytes: the free buffers kept add up to at most KeepBytes, whatever
+// their sizes: many small ones are all kept (a burst's worth), large ones only while they fit.
+func TestPoolKeepsAtMostKeepBytes(t *testing.T) {
+	p := NewPool(false)
+	put := func(n, size int) {
+		bufs := make([][]byte, n)
+		for i := range bufs {
+			bufs[i] = p.Get(size)
+		}
+		for _, b := range bufs {
+			p.Put(b)
+		}
+	}
+	put(200, 256<<10) // 50 MiB of typical blocks: every one kept
+	if n, bytes := p.Free(); n != 200 || bytes != 50<<20 {
+		t.Fatalf("free %d buffers of %d bytes, want all 200 (50 MiB)", n, bytes)
+	}
+	put(8, 32<<20) // 256 MiB of the largest: none fits beside the 50 MiB
+	if _, bytes := p.Free(); bytes != 50<<20 {
+		t.Fatalf("free %d bytes, want still 50 MiB", bytes)
+	}
+	put(200, 256<<10) // reused from the free list, nothing new kept
+	put(1, 8<<20)     // 8 MiB fits: 58 MiB
+	put(3, 4<<20)     // one 4 MiB fits: 62 MiB
+	if n, bytes := p.Free(); n != 202 || bytes != 62<<20 || bytes > KeepBytes {
+		t.Fatalf("free %d buffers of %d bytes, want 202 of 62 MiB, at most %d", n, bytes, KeepBytes)
+	}
+	if p.Outstanding() != 0 {
+		t.Fatalf("outstanding %d", p.Outstanding())
 	}
 }
 

@@ -121,7 +121,7 @@ func TestPooledBodiesStayIntact(t *testing.T) {
 			t.Errorf("block %d never reached the EL", n)
 		}
 	}
-	if r.p.bodies.Free() == 0 {
+	if n, _ := r.p.bodies.Free(); n == 0 {
 		t.Fatalf("no buffer ever went back to the pool")
 	}
 }
