@@ -219,7 +219,8 @@ const refusalLogEvery = time.Minute
 
 // Tracker records what every beacon node shows and elects the writer. It is safe for
 // concurrent use. It starts no goroutine and no timer: the writer is re-evaluated at the
-// tracker's clock on every call of Observe, IsWriter, Writer, SetExternal, Remove and Snapshot.
+// tracker's clock on every call of Observe, IsWriter, Writer, SetExternal, Remove, Snapshot
+// and Table.
 type Tracker struct {
 	cfg Config
 	clk clock.Clock
@@ -238,8 +239,8 @@ type Tracker struct {
 	hooks      []func(Change) // copy on write
 	events     []healthEvent  // found by the current evaluation; reused
 
-	// The table's bounds (see doc.go). configured holds Config.Configured; others counts the
-	// nodes in the table that are not configured.
+	// The table's bounds (see doc.go). configured holds Config.Configured (cfg's slice is
+	// not read again); others counts the nodes in the table that are not configured.
 	configured map[string]bool
 	others     int
 	// sweptNano is when expired nodes were last looked for (Unix ns).
@@ -270,7 +271,6 @@ func NewTracker(cfg Config, clk clock.Clock, log *slog.Logger) (*Tracker, error)
 	if cfg.IdleExpiry == 0 {
 		cfg.IdleExpiry = max(DefaultIdleExpiry, cfg.SilenceTimeout)
 	}
-	cfg.Configured = slices.Clone(cfg.Configured)
 	configured := make(map[string]bool, len(cfg.Configured))
 	for _, n := range cfg.Configured {
 		configured[n] = true
