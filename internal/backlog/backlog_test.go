@@ -3,6 +3,7 @@ package backlog
 import (
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -432,5 +433,40 @@ func TestStuckEndsWithANewItem(t *testing.T) {
 	b.Hold(0, new(Charge), 1)
 	if b.MustShed(1) {
 		t.Fatal("holder 0 queued something new and holds the most, yet holder 1 sheds")
+	}
+}
+
+// TestBudgetLeftover: a budget holds nothing once every holder let go of every charge.
+func TestBudgetLeftover(t *testing.T) {
+	b, err := New(1000, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Leftover(); err != nil {
+		t.Fatalf("new budget: %v", err)
+	}
+	var x, y Charge
+	b.Hold(0, &x, 100)
+	b.Hold(1, &x, 100)
+	b.Hold(1, &y, 50)
+	b.Send(1, 50)
+	steps := []struct {
+		let  func()
+		want string // "" when nothing is left
+	}{
+		{func() {}, "holder 1 still holds 150 bytes (50 being sent)"},
+		{func() { b.Let(0, &x, 100, false) }, "backlog: 150 bytes still counted"},
+		{func() { b.Let(1, &y, 50, true) }, "holder 1 still holds 100 bytes (0 being sent)"},
+		{func() { b.Let(1, &x, 100, false) }, ""},
+	}
+	for i, s := range steps {
+		s.let()
+		err := b.Leftover()
+		switch {
+		case s.want == "" && err != nil:
+			t.Errorf("step %d: %v", i, err)
+		case s.want != "" && (err == nil || !strings.Contains(err.Error(), s.want)):
+			t.Errorf("step %d: %v, want %q", i, err, s.want)
+		}
 	}
 }

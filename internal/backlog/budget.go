@@ -13,6 +13,7 @@ package backlog
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 )
 
@@ -163,4 +164,22 @@ func (b *Budget) Held(h int) int64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.held[h]
+}
+
+// Leftover returns nil when nothing is held: no bytes counted, by any holder, queued or being
+// sent. Otherwise the error says who holds what: a charge never let go. Tests call it once
+// the lanes have drained or stopped.
+func (b *Budget) Leftover() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var errs []error
+	if b.total != 0 {
+		errs = append(errs, fmt.Errorf("backlog: %d bytes still counted", b.total))
+	}
+	for h := range b.held {
+		if b.held[h] != 0 || b.sending[h] != 0 {
+			errs = append(errs, fmt.Errorf("backlog: holder %d still holds %d bytes (%d being sent)", h, b.held[h], b.sending[h]))
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -153,6 +153,15 @@ func (p *Pool) WaitReturned(ctx context.Context) error {
 // is done and every holder has let go, it is zero.
 func (p *Pool) Outstanding() int64 { return p.out.Load() }
 
+// Leftover returns nil when every buffer the pool handed out is back, else an error saying
+// how many are still out: a holder that never let go. Tests call it once the work is done.
+func (p *Pool) Leftover() error {
+	if n := p.out.Load(); n != 0 {
+		return fmt.Errorf("bodies: %d pooled buffers still handed out", n)
+	}
+	return nil
+}
+
 // Free returns how many buffers the pool keeps for reuse, and their capacity in bytes.
 func (p *Pool) Free() (buffers, bytes int) {
 	p.mu.Lock()

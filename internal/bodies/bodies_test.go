@@ -171,3 +171,19 @@ func TestWaitReturned(t *testing.T) {
 		t.Fatalf("with a buffer out and ctx done: %v", err)
 	}
 }
+
+func TestPoolLeftover(t *testing.T) {
+	p := NewPool(true)
+	if err := p.Leftover(); err != nil {
+		t.Fatalf("new pool: %v", err)
+	}
+	a, b := p.Get(MinSize), p.Get(MinSize)
+	p.Put(a)
+	if err := p.Leftover(); err == nil || !strings.Contains(err.Error(), "1 pooled buffers still handed out") {
+		t.Fatalf("with one buffer out: %v", err)
+	}
+	p.Put(b)
+	if err := p.Leftover(); err != nil {
+		t.Fatalf("all back: %v", err)
+	}
+}

@@ -286,6 +286,17 @@ func (p *Proxy) Run(ctx context.Context) {
 // returned and no request is being served: every pooled body is then back in its pool.
 func (p *Proxy) Close() { p.replay.close() }
 
+// Leftover returns nil when the proxy holds nothing, as it should once Run has returned
+// and Close was called: every pooled body is back, every lane slot completed, and nothing
+// counts in the backlog budget. Otherwise the error says what is left and who holds it.
+func (p *Proxy) Leftover() error {
+	errs := []error{p.bodies.Leftover(), p.budget.Leftover()}
+	for _, l := range p.lanes {
+		errs = append(errs, l.Leftover())
+	}
+	return errors.Join(errs...)
+}
+
 // Drain waits until every lane has delivered what it holds, or ctx is done.
 func (p *Proxy) Drain(ctx context.Context) error {
 	var errs []error

@@ -134,6 +134,7 @@ func (s *Slot) release(l *Lane) {
 }
 
 func newSlot(d *Delivery, l *Lane) *Slot {
+	l.open.Add(1)
 	return &Slot{d: d, origin: d.Seq, lane: l, done: make(chan struct{})}
 }
 
@@ -173,6 +174,7 @@ func (s *Slot) complete(r Result) {
 	s.res = r
 	s.d = nil
 	close(s.done)
+	s.lane.open.Add(-1)
 	d.Release()
 }
 

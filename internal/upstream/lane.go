@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sync-proxy/sync-proxy/internal/backlog"
@@ -196,7 +197,10 @@ type Lane struct {
 	cfg    Config
 	policy backlog.Policy
 	client *http.Client
+	own    bool // client's transport was built for this lane: Run closes its idle connections
 	log    *slog.Logger
+	// open counts the slots Enqueue made that have not completed (see Leftover).
+	open atomic.Int64
 
 	mu        sync.Mutex
 	queue     []*Slot
@@ -331,6 +335,7 @@ func New(cfg Config, log *slog.Logger) (*Lane, error) {
 				return http.ErrUseLastResponse // an EL that redirects is misconfigured: report its 3xx
 			},
 		},
+		own:     cfg.Transport == nil,
 		log:     log.With("el", cfg.Name),
 		wake:    make(chan struct{}, 1),
 		idle:    make(chan struct{}),
@@ -643,8 +648,9 @@ func (l *Lane) CountDeduplicated() {
 	l.mu.Unlock()
 }
 
-// Run serves the queue until ctx is done, then fails what is still queued with DropShutdown.
-// It must be called once.
+// Run serves the queue until ctx is done, then fails what is still queued with DropShutdown
+// and closes the idle connections to the EL (a later Call opens a new one). It must be
+// called once.
 func (l *Lane) Run(ctx context.Context) {
 	for {
 		s, heal := l.next(ctx)
@@ -653,6 +659,9 @@ func (l *Lane) Run(ctx context.Context) {
 			l.heal(ctx)
 		case s == nil:
 			l.shutdown()
+			if l.own {
+				l.client.CloseIdleConnections()
+			}
 			return
 		default:
 			l.send(ctx, s)
@@ -785,6 +794,21 @@ func (l *Lane) shutdown() {
 	for _, s := range rest {
 		l.completeDropped(s, DropShutdown)
 	}
+}
+
+// Leftover returns nil when the lane holds nothing: every slot Enqueue made has completed,
+// none is queued or in flight, and the lane holds no byte of the backlog budget. Otherwise
+// the error says what is left. Tests call it once the lane has drained or Run has returned.
+func (l *Lane) Leftover() error {
+	l.mu.Lock()
+	queued, inFlight := len(l.queue), l.inFlight != nil
+	l.mu.Unlock()
+	open, held := l.open.Load(), l.cfg.Backlog.Held(l.cfg.Holder)
+	if queued == 0 && !inFlight && open == 0 && held == 0 {
+		return nil
+	}
+	return fmt.Errorf("el %s: %d slots not completed (%d queued, in flight: %t), %d backlog bytes held",
+		l.cfg.Name, open, queued, inFlight, held)
 }
 
 // drained reports whether the lane has nothing it can do: nothing queued or in flight, and

@@ -488,9 +488,15 @@ func TestLaneDrainAndShutdown(t *testing.T) {
 	if err := l.Drain(short); err == nil {
 		t.Fatal("drain returned while a request was held")
 	}
+	if err := l.Leftover(); err == nil || !strings.Contains(err.Error(), "2 slots not completed (1 queued, in flight: true)") {
+		t.Fatalf("Leftover with one request sent and one queued: %v", err)
+	}
 	g.open()
 	if err := l.Drain(context.Background()); err != nil {
 		t.Fatalf("drain: %v", err)
+	}
+	if err := l.Leftover(); err != nil {
+		t.Fatalf("Leftover after drain: %v", err)
 	}
 	if !waitDone(t, queued).OK() {
 		t.Fatal("queued request not delivered")
@@ -508,6 +514,9 @@ func TestLaneDrainAndShutdown(t *testing.T) {
 	}
 	if r := waitDone(t, l.Enqueue(npDelivery(t, 5))); !errors.Is(r.Err, ErrDropped) {
 		t.Fatalf("enqueued after shutdown: %v", r.Err)
+	}
+	if err := l.Leftover(); err != nil {
+		t.Fatalf("Leftover after shutdown: %v", err)
 	}
 }
 
