@@ -49,8 +49,8 @@ func Check(t testing.TB, holders ...Holder) *Checker {
 	return CheckWithin(t, DefaultWait, holders...)
 }
 
-// CheckWithin is Check waiting at most wait for holders to let go (and about a second more
-// for goroutines to end).
+// CheckWithin is Check waiting at most wait for holders to let go, and as long again (at
+// least about half a second) for goroutines to end.
 func CheckWithin(t testing.TB, wait time.Duration, holders ...Holder) *Checker {
 	t.Helper()
 	c := &Checker{t: t, ignore: goleak.IgnoreCurrent(), wait: wait, holders: holders}
@@ -75,8 +75,17 @@ func (c *Checker) run() {
 	if err := settle(holders, c.wait); err != nil {
 		c.t.Errorf("left behind after the test, %v later:\n%v", c.wait, err)
 	}
-	if err := goleak.Find(c.ignore); err != nil {
-		c.t.Errorf("goroutines left behind after the test: %v", err)
+	// goleak.Find itself retries for about half a second; a loaded machine may need more.
+	deadline := time.Now().Add(c.wait)
+	for {
+		err := goleak.Find(c.ignore)
+		if err == nil {
+			return
+		}
+		if !time.Now().Before(deadline) {
+			c.t.Errorf("goroutines left behind after the test: %v", err)
+			return
+		}
 	}
 }
 

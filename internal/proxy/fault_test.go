@@ -295,6 +295,8 @@ type faultyEL struct {
 	// more block after healing).
 	check func(t *testing.T, f *faultRig, lane *upstream.Lane)
 	heal  func()
+	// end ends what the fault itself keeps running (a hung connect), when the case is done.
+	end func()
 }
 
 type elFault struct {
@@ -371,8 +373,8 @@ var elFaults = []elFault{
 	{name: "el-unreachable", stall: true, make: func(t *testing.T) *faultyEL {
 		b := &blackhole{release: make(chan struct{})}
 		tr := &http.Transport{DialContext: b.dial, Proxy: nil}
-		t.Cleanup(func() { close(b.release); tr.CloseIdleConnections() })
-		return &faultyEL{url: "http://127.0.0.1:9", transport: tr,
+		t.Cleanup(tr.CloseIdleConnections)
+		return &faultyEL{url: "http://127.0.0.1:9", transport: tr, end: sync.OnceFunc(func() { close(b.release) }),
 			got: func() string { return fmt.Sprintf("nothing (%d connects hung)", b.dials.Load()) },
 			check: func(t *testing.T, _ *faultRig, lane *upstream.Lane) {
 				// Connects hang: the lane is stuck on its first request and the rest wait
@@ -491,6 +493,9 @@ func TestFaultMatrixEL(t *testing.T) {
 
 func runELFault(t *testing.T, fc elFault, direct bool, faulty int) {
 	bad := fc.make(t)
+	if bad.end != nil {
+		defer bad.end() // before the rig's leftover check, a cleanup
+	}
 	var healthy []*fakeel.EL
 	var healthyIdx []int
 	cfg := Config{}

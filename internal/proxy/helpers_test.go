@@ -17,6 +17,7 @@ import (
 	"github.com/sync-proxy/sync-proxy/internal/clock"
 	"github.com/sync-proxy/sync-proxy/internal/engine"
 	"github.com/sync-proxy/sync-proxy/internal/fakeel"
+	"github.com/sync-proxy/sync-proxy/internal/leftover"
 	"github.com/sync-proxy/sync-proxy/internal/upstream"
 )
 
@@ -87,12 +88,16 @@ func newRig(t *testing.T, roles []upstream.Role, opts ...rigOption) *rig {
 }
 
 // start builds the proxy from cfg and serves it until the test ends.
+// Once the test has ended and the rig is closed, nothing may be left behind: no goroutine,
+// pooled body, lane slot or backlog charge (see leftover).
 func (r *rig) start(cfg Config) {
 	r.t.Helper()
+	left := leftover.Check(r.t) // registered before close, so it runs after it
 	p, err := New(cfg, r.clk, nil)
 	if err != nil {
 		r.t.Fatalf("New: %v", err)
 	}
+	left.Add(p)
 	r.p = p
 	ctx, cancel := context.WithCancel(context.Background())
 	r.stop = cancel
@@ -109,13 +114,6 @@ func (r *rig) close() {
 	r.stop()
 	<-r.done
 	r.p.Close()
-	// The HTTP transport lets go of a request body when it has stopped writing it, which can
-	// be just after the lane had its answer (net/http gives no signal for it): wait a little.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := r.p.bodies.WaitReturned(ctx); err != nil {
-		r.t.Errorf("pooled request bodies still held after the proxy stopped and closed, a holder did not let go: %v", err)
-	}
 }
 
 // post sends body as beacon node bn (by path) and returns the status and body.

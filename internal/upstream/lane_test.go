@@ -20,6 +20,7 @@ import (
 	"github.com/sync-proxy/sync-proxy/internal/engine"
 	"github.com/sync-proxy/sync-proxy/internal/fakeel"
 	"github.com/sync-proxy/sync-proxy/internal/jwtauth"
+	"github.com/sync-proxy/sync-proxy/internal/leftover"
 )
 
 func hash(n int) engine.Hash {
@@ -77,13 +78,16 @@ func startLane(t *testing.T, cfg Config) *Lane {
 	return startLaneLog(t, cfg, nil)
 }
 
-// startLaneLog is startLane with a logger.
+// startLaneLog is startLane with a logger. Once the test has ended and the lane stopped,
+// nothing may be left behind: no goroutine, lane slot or backlog charge (see leftover).
 func startLaneLog(t *testing.T, cfg Config, log *slog.Logger) *Lane {
 	t.Helper()
+	left := leftover.Check(t) // registered before the lane's stop, so it runs after it
 	l, err := New(cfg, log)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	left.Add(l, l.cfg.Backlog)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { l.Run(ctx); close(done) }()
@@ -474,10 +478,12 @@ func TestLaneDrainAndShutdown(t *testing.T) {
 	el := fakeel.New("el", nil)
 	defer el.Close()
 	g := newGate(el)
+	check := leftover.Check(t)
 	l, err := New(Config{Name: "el", URL: el.URL()}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	check.Add(l)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { l.Run(ctx); close(done) }()
@@ -634,10 +640,12 @@ func TestLaneWarnsOnceWithCounts(t *testing.T) {
 	bl := budgetOf(t, blocks[1], blocks[2], blocks[3])
 	budget := bl.Limit()
 	var logs logBuffer
+	left := leftover.Check(t, bl)
 	l, err := New(Config{Name: "el", URL: el.URL(), Backlog: bl}, slog.New(slog.NewJSONHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
+	left.Add(l)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { l.Run(ctx); close(done) }()
