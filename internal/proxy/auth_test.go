@@ -19,6 +19,7 @@ import (
 	"github.com/sync-proxy/sync-proxy/internal/engine"
 	"github.com/sync-proxy/sync-proxy/internal/fakeel"
 	"github.com/sync-proxy/sync-proxy/internal/jwtauth"
+	"github.com/sync-proxy/sync-proxy/internal/leftover"
 	"github.com/sync-proxy/sync-proxy/internal/upstream"
 )
 
@@ -330,12 +331,14 @@ func TestMisboundWarnsOncePerMinute(t *testing.T) {
 	}
 	var logs bytes.Buffer
 	clk := clock.NewManual(time.Now())
+	left := leftover.Check(t)
 	p, err := New(Config{Instance: "test-proxy", Election: testElection(), Verifier: v, SharedKeyName: shared,
 		ELs: []upstream.Config{{Name: "el1", URL: "http://127.0.0.1:1", Role: upstream.RolePrimary}}},
 		clk, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		t.Fatal(err)
 	}
+	left.Add(p)
 	defer p.Close()
 	key := secretOf(1)
 	send := func() {

@@ -14,11 +14,14 @@ import (
 	"github.com/sync-proxy/sync-proxy/internal/clock"
 	"github.com/sync-proxy/sync-proxy/internal/engine"
 	"github.com/sync-proxy/sync-proxy/internal/fakeel"
+	"github.com/sync-proxy/sync-proxy/internal/leftover"
 	"github.com/sync-proxy/sync-proxy/internal/upstream"
 )
 
 // fuzzProxy is a proxy in front of fake ELs, served in process (no sockets on the BN side).
-func fuzzProxy(f *testing.F, roles []upstream.Role) *Proxy {
+// It adds the proxy to left, the fuzz target's leftover check (registered before, so run
+// after the proxy stopped).
+func fuzzProxy(f *testing.F, left *leftover.Checker, roles []upstream.Role) *Proxy {
 	cfg := Config{Instance: "fuzz", Election: testElection(), MaxBodyBytes: 1 << 20, FailoverAfter: 50 * time.Millisecond}
 	for i, role := range roles {
 		el := fakeel.New(fmt.Sprintf("el%d", i+1), nil)
@@ -32,7 +35,8 @@ func fuzzProxy(f *testing.F, roles []upstream.Role) *Proxy {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { p.Run(ctx); close(done) }()
-	f.Cleanup(func() { cancel(); <-done })
+	f.Cleanup(func() { cancel(); <-done; p.Close() })
+	left.Add(p)
 	return p
 }
 
@@ -73,7 +77,8 @@ func FuzzServeHTTP(f *testing.F) {
 	f.Add("text/plain", newPayloadBody(`1`, 1))
 	f.Add("", forkchoiceBody(`1`, 1, false))
 
-	proxies := []*Proxy{fuzzProxy(f, mirror3), fuzzProxy(f, direct3)}
+	left := leftover.Check(f) // once fuzzing ends, nothing may be left behind
+	proxies := []*Proxy{fuzzProxy(f, left, mirror3), fuzzProxy(f, left, direct3)}
 	allowed := map[int]bool{http.StatusOK: true, http.StatusRequestEntityTooLarge: true, http.StatusUnsupportedMediaType: true}
 
 	f.Fuzz(func(t *testing.T, ctype string, body []byte) {
