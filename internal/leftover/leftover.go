@@ -15,11 +15,11 @@ import (
 	"go.uber.org/goleak"
 )
 
-// DefaultWait is how long Check waits, by default, for holders to let go and goroutines to
+// patience is how long Check waits for holders to let go and goroutines to
 // end. Some let go just after the work that used them (the HTTP transport closes a request
 // body when it has stopped writing it, with no signal of its own): the check waits for
 // them, and a test that passes spends no time here.
-const DefaultWait = 5 * time.Second
+const patience = 5 * time.Second
 
 // Holder is anything that can tell whether it still holds something: upstream.Lane (slots,
 // backlog bytes), bodies.Pool (buffers handed out), backlog.Budget (bytes counted),
@@ -46,12 +46,12 @@ type Checker struct {
 // when Check is called are not the test's and are ignored.
 func Check(t testing.TB, holders ...Holder) *Checker {
 	t.Helper()
-	return CheckWithin(t, DefaultWait, holders...)
+	return checkWithin(t, patience, holders...)
 }
 
-// CheckWithin is Check waiting at most wait for holders to let go, and as long again (at
+// checkWithin is Check waiting at most wait for holders to let go, and as long again (at
 // least about half a second) for goroutines to end.
-func CheckWithin(t testing.TB, wait time.Duration, holders ...Holder) *Checker {
+func checkWithin(t testing.TB, wait time.Duration, holders ...Holder) *Checker {
 	t.Helper()
 	c := &Checker{t: t, ignore: goleak.IgnoreCurrent(), wait: wait, holders: holders}
 	t.Cleanup(c.run)
