@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sync-proxy/sync-proxy/internal/clock"
+	"github.com/sync-proxy/sync-proxy/internal/throttle"
 )
 
 // Observation is what one Engine API request showed about the beacon node that sent it.
@@ -246,7 +247,7 @@ type Tracker struct {
 	// sweptNano is when expired nodes were last looked for (Unix ns).
 	sweptNano                 int64
 	refused, expired, evicted uint64
-	refusedLogNano            int64 // when a refusal was last logged (Unix ns; 0 = never)
+	refusedLog                *throttle.Every // spaces the warnings about refusals
 
 	// notifyMu keeps log lines and hook calls in the order the changes were decided. It is
 	// taken before mu is released.
@@ -281,6 +282,7 @@ func NewTracker(cfg Config, clk clock.Clock, log *slog.Logger) (*Tracker, error)
 		log:        log.With("component", "beacon"),
 		nodes:      make(map[string]*node),
 		configured: configured,
+		refusedLog: throttle.NewEvery(refusalLogEvery),
 	}, nil
 }
 
@@ -484,8 +486,7 @@ func (t *Tracker) add(bn string, now int64) *node {
 		}
 		if oldest == nil || time.Duration(now-oldest.activeNano) <= t.cfg.SilenceTimeout {
 			t.refused++
-			if t.refusedLogNano == 0 || time.Duration(now-t.refusedLogNano) >= refusalLogEvery {
-				t.refusedLogNano = now
+			if t.refusedLog.Allow(time.Unix(0, now)) {
 				t.events = append(t.events, healthEvent{bn: bn, refused: t.refused})
 			}
 			return nil

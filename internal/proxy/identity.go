@@ -50,9 +50,7 @@ const misboundWarnEvery = time.Minute
 // at WARN at most once a minute (a beacon node given the shared secret instead of its own
 // sends every request so), else at Debug.
 func (p *Proxy) warnMisbound(r *http.Request, id Identity) {
-	now := p.clk.Now().UnixNano()
-	last := p.misboundAt.Load()
-	if (last != 0 && time.Duration(now-last) < misboundWarnEvery) || !p.misboundAt.CompareAndSwap(last, now) {
+	if !p.misbound.Allow(p.clk.Now()) {
 		p.log.Debug("request refused: it names a beacon node bound to its own jwt secret", "bn", id.Name, "source", id.Source, "remote", r.RemoteAddr)
 		return
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/sync-proxy/sync-proxy/internal/divergence"
 	"github.com/sync-proxy/sync-proxy/internal/engine"
 	"github.com/sync-proxy/sync-proxy/internal/jwtauth"
+	"github.com/sync-proxy/sync-proxy/internal/throttle"
 	"github.com/sync-proxy/sync-proxy/internal/upstream"
 )
 
@@ -114,9 +115,8 @@ type Proxy struct {
 	// bound are the beacon-node names that have their own secret: only a token signed with
 	// it may speak as them (see identify).
 	bound map[string]bool
-	// misboundAt is when a request refused for naming a bound node was last logged at WARN
-	// (Unix ns on the proxy's clock; 0 = never).
-	misboundAt atomic.Int64
+	// misbound spaces the warnings about requests refused for naming a bound node.
+	misbound *throttle.Every
 
 	// enqMu makes each request's enqueue onto all lanes one step, so every lane sees
 	// requests in the same order and a block two beacon nodes send at once is queued once.
@@ -201,6 +201,7 @@ func New(cfg Config, clk clock.Clock, log *slog.Logger) (*Proxy, error) {
 		primary:  -1,
 		blocks:   beacon.NewBlockIndex(cfg.BlockIndexSize),
 		bound:    boundNames(cfg.Verifier, cfg.SharedKeyName),
+		misbound: throttle.NewEvery(misboundWarnEvery),
 		payloads: newRecent[engine.Hash, *blockCopies](1024),
 		seed:     maphash.MakeSeed(),
 		verdicts: newRecent[engine.Hash, engine.Response](256),
